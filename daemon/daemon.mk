@@ -1,0 +1,1 @@
+# daemon/daemon.mk: (filled in by its area)

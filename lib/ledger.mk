@@ -1,0 +1,1 @@
+# lib/ledger.mk: (filled in by its area)

@@ -1,0 +1,145 @@
+/*
+ * seller.c: the registry of seller cores and the argument-checking wrappers
+ * every caller goes through. The cores themselves live in seller_<name>.c;
+ * this file holds no inventory and takes no lock.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "seller.h"
+
+extern const struct seller_core seller_core_mutex;
+
+static const struct seller_core *const cores[] = {
+	&seller_core_mutex,
+};
+
+const struct seller_core *seller_core_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(cores) / sizeof(cores[0]); i++)
+		if (strcmp(cores[i]->name, name) == 0)
+			return cores[i];
+	return NULL;
+}
+
+size_t seller_core_count(void)
+{
+	return sizeof(cores) / sizeof(cores[0]);
+}
+
+const struct seller_core *seller_core_at(size_t i)
+{
+	return i < seller_core_count() ? cores[i] : NULL;
+}
+
+/* Writes the safe cores' names, comma-separated, into buf; returns buf. */
+char *seller_core_names(char *buf, size_t len)
+{
+	size_t used = 0;
+
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+	for (size_t i = 0; i < seller_core_count(); i++) {
+		if (cores[i]->flags & SELLER_CORE_UNSAFE)
+			continue;
+		int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+				 cores[i]->name);
+		if (n < 0 || (size_t)n >= len - used)
+			break;
+		used += (size_t)n;
+	}
+	return buf;
+}
+
+int seller_params_check(const struct seller_params *p, const char **why)
+{
+	const char *reason = NULL;
+
+	if (p->max_quantity < 1 || p->max_quantity > SELLER_MAX_QUANTITY)
+		reason = "max_quantity must be between 1 and 1000";
+	for (int i = 0; i < SELLER_NPOOLS && !reason; i++) {
+		if (p->capacity[i] < 0 || p->capacity[i] > INT64_MAX / 4)
+			reason = "capacity must be between 0 and 2^61";
+		else if (p->sold[i] < 0 || p->sold[i] > p->capacity[i])
+			reason = "sold must be between 0 and capacity";
+	}
+	if (!reason && p->shards > 1024)
+		reason = "shards must be at most 1024";
+	if (why)
+		*why = reason;
+	return reason ? -EINVAL : 0;
+}
+
+int seller_create(const struct seller_core *core, const struct seller_params *p,
+		  struct seller **out)
+{
+	int rc = seller_params_check(p, NULL);
+	if (rc < 0)
+		return rc;
+	rc = core->create(p, out);
+	if (rc < 0)
+		return rc;
+	(*out)->core = core;
+	(*out)->max_quantity = p->max_quantity;
+	return 0;
+}
+
+void seller_destroy(struct seller *s)
+{
+	if (s)
+		s->core->destroy(s);
+}
+
+static int pool_ok(int pool)
+{
+	return pool == SELLER_GENERAL || pool == SELLER_VIP;
+}
+
+int seller_reserve(struct seller *s, enum seller_pool buyer, unsigned qty,
+		   enum seller_pool *from)
+{
+	enum seller_pool dummy;
+
+	if (qty < 1 || qty > s->max_quantity || !pool_ok((int)buyer))
+		return -EINVAL;
+	return s->core->reserve(s, buyer, qty, from ? from : &dummy);
+}
+
+int seller_release(struct seller *s, enum seller_pool pool, unsigned qty)
+{
+	if (qty < 1 || qty > SELLER_MAX_QUANTITY || !pool_ok((int)pool))
+		return -EINVAL;
+	return s->core->release(s, pool, qty);
+}
+
+int seller_grow(struct seller *s, enum seller_pool pool, int64_t add)
+{
+	if (add <= 0 || add > INT64_MAX / 4 || !pool_ok((int)pool))
+		return -EINVAL;
+	return s->core->grow(s, pool, add);
+}
+
+void seller_snapshot(struct seller *s, struct seller_snapshot *out)
+{
+	s->core->snapshot(s, out);
+}
+
+unsigned seller_thread_index(void)
+{
+	static atomic_uint next;
+	static _Thread_local unsigned mine; /* index + 1; 0 = unassigned */
+
+	if (mine == 0)
+		mine = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) + 1;
+	return mine - 1;
+}
+
+const char *seller_pool_name(enum seller_pool p)
+{
+	return p == SELLER_VIP ? "vip" : "general";
+}

@@ -1,0 +1,1 @@
+# systemd/systemd.mk: (filled in by its area)
