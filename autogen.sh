@@ -2,4 +2,4 @@
 # autogen.sh: generate configure and Makefile.in from a git checkout.
 set -e
 cd "$(dirname "$0")"
-autoreconf --force --install --verbose >/dev/null
+autoreconf --force --install
