@@ -13,17 +13,43 @@
 #include "seller.h"
 
 extern const struct seller_core seller_core_mutex;
+extern const struct seller_core seller_core_atomic;
+extern const struct seller_core seller_core_sharded;
+extern const struct seller_core seller_core_batched;
+extern const struct seller_core seller_core_priority;
+extern const struct seller_core seller_core_naive;
 
+/* Every core, safe ones first; naive carries SELLER_CORE_UNSAFE. */
 static const struct seller_core *const cores[] = {
 	&seller_core_mutex,
+	&seller_core_atomic,
+	&seller_core_sharded,
+	&seller_core_batched,
+	&seller_core_priority,
+	&seller_core_naive,
 };
+
+/* Returns the core called name, or NULL; unsafe cores only if unsafe_ok. */
+static const struct seller_core *core_lookup(const char *name, int unsafe_ok)
+{
+	for (size_t i = 0; i < sizeof(cores) / sizeof(cores[0]); i++) {
+		if (strcmp(cores[i]->name, name) != 0)
+			continue;
+		if ((cores[i]->flags & SELLER_CORE_UNSAFE) && !unsafe_ok)
+			return NULL;
+		return cores[i];
+	}
+	return NULL;
+}
 
 const struct seller_core *seller_core_find(const char *name)
 {
-	for (size_t i = 0; i < sizeof(cores) / sizeof(cores[0]); i++)
-		if (strcmp(cores[i]->name, name) == 0)
-			return cores[i];
-	return NULL;
+	return core_lookup(name, 0);
+}
+
+const struct seller_core *seller_core_find_unsafe(const char *name)
+{
+	return core_lookup(name, 1);
 }
 
 size_t seller_core_count(void)

@@ -83,8 +83,13 @@ struct seller {
 	unsigned max_quantity;
 };
 
-/* Registry. seller_core_find returns NULL for an unknown name. */
+/* Registry. seller_core_find returns NULL for an unknown name and for an
+ * unsafe core (SELLER_CORE_UNSAFE): the daemon can never pick one by name.
+ * seller_core_find_unsafe also returns unsafe cores; only demonstrations
+ * (the naive-core test, the benchmark) call it. seller_core_count and
+ * seller_core_at walk every core; check flags before using one. */
 const struct seller_core *seller_core_find(const char *name);
+const struct seller_core *seller_core_find_unsafe(const char *name);
 size_t seller_core_count(void);
 const struct seller_core *seller_core_at(size_t i);
 /* Writes the safe cores' names, comma-separated, into buf; returns buf. */
