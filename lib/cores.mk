@@ -1,2 +1,13 @@
 # lib/cores.mk: the seller cores in libticket, their tests and benchmark.
-lib_libticket_la_SOURCES += lib/seller.h lib/seller.c lib/seller_mutex.c
+lib_libticket_la_SOURCES += lib/seller.h lib/seller.c lib/seller_mutex.c \
+	lib/seller_atomic.c lib/seller_sharded.c lib/seller_fc.h lib/seller_fc.c \
+	lib/seller_batched.c lib/seller_priority.c lib/seller_naive.c
+
+# Tests: conformance of every safe core, thread stress (also run under TSan
+# by CI), the combining cores' ordering, and the naive core's overselling.
+SELLER_TEST_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests
+check_PROGRAMS += tests/lib/test_seller_conform
+tests_lib_test_seller_conform_SOURCES = tests/lib/test_seller_conform.c
+tests_lib_test_seller_conform_CFLAGS = $(SELLER_TEST_CFLAGS)
+tests_lib_test_seller_conform_LDADD = lib/libticket.la
+TESTS += tests/lib/test_seller_conform
