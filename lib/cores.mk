@@ -11,3 +11,18 @@ tests_lib_test_seller_conform_SOURCES = tests/lib/test_seller_conform.c
 tests_lib_test_seller_conform_CFLAGS = $(SELLER_TEST_CFLAGS)
 tests_lib_test_seller_conform_LDADD = lib/libticket.la
 TESTS += tests/lib/test_seller_conform
+
+check_PROGRAMS += tests/lib/test_seller_stress tests/lib/test_seller_combine \
+	tests/lib/test_seller_naive
+tests_lib_test_seller_stress_SOURCES = tests/lib/test_seller_stress.c
+tests_lib_test_seller_stress_CFLAGS = $(SELLER_TEST_CFLAGS)
+tests_lib_test_seller_stress_LDADD = lib/libticket.la
+tests_lib_test_seller_combine_SOURCES = tests/lib/test_seller_combine.c
+tests_lib_test_seller_combine_CFLAGS = $(SELLER_TEST_CFLAGS)
+tests_lib_test_seller_combine_LDADD = lib/libticket.la
+tests_lib_test_seller_naive_SOURCES = tests/lib/test_seller_naive.c
+tests_lib_test_seller_naive_CFLAGS = $(SELLER_TEST_CFLAGS)
+tests_lib_test_seller_naive_LDADD = lib/libticket.la
+TESTS += tests/lib/test_seller_stress tests/lib/test_seller_combine \
+	tests/lib/test_seller_naive
+STRESS_TESTS += tests/lib/test_seller_stress tests/lib/test_seller_combine
