@@ -12,6 +12,16 @@ tk_subst = $(SED) \
 	-e 's|@PACKAGE_VERSION[@]|$(PACKAGE_VERSION)|g'
 tk_subst_rule = $(AM_V_GEN)$(MKDIR_P) $(@D) && rm -f $@ $@.tmp && \
 	$(tk_subst) $(srcdir)/$@.in >$@.tmp && mv -f $@.tmp $@
+# Man pages: a roff break point (\:) after every / of a path, so a long
+# prefix (distcheck's) still fits a narrow terminal without a warning.
+tk_man_rule = $(AM_V_GEN)$(MKDIR_P) $(@D) && rm -f $@ $@.tmp && \
+	brk() { printf '%s\n' "$$1" | $(SED) 's|/|/\\\\:|g'; } && \
+	$(SED) -e "s|@sbindir[@]|`brk '$(sbindir)'`|g" \
+	-e "s|@sysconfdir[@]|`brk '$(sysconfdir)'`|g" \
+	-e "s|@localstatedir[@]|`brk '$(localstatedir)'`|g" \
+	-e "s|@docdir[@]|`brk '$(docdir)'`|g" \
+	-e 's|@PACKAGE_VERSION[@]|$(PACKAGE_VERSION)|g' \
+	$(srcdir)/$@.in >$@.tmp && mv -f $@.tmp $@
 
 tk_units = systemd/ticketd.service systemd/ticketd.socket
 tk_mans = docs/ticketd.8 docs/ticketd.conf.5
@@ -21,9 +31,9 @@ systemd/ticketd.service: $(srcdir)/systemd/ticketd.service.in Makefile
 systemd/ticketd.socket: $(srcdir)/systemd/ticketd.socket.in Makefile
 	$(tk_subst_rule)
 docs/ticketd.8: $(srcdir)/docs/ticketd.8.in Makefile
-	$(tk_subst_rule)
+	$(tk_man_rule)
 docs/ticketd.conf.5: $(srcdir)/docs/ticketd.conf.5.in Makefile
-	$(tk_subst_rule)
+	$(tk_man_rule)
 
 if HAVE_SYSTEMDUNITDIR
 systemdsystemunit_DATA = $(tk_units)

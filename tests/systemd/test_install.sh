@@ -43,8 +43,9 @@ ok $? "the operations guide is installed in docdir: ${ops#"$dest"}"
 # Installed paths, as the running system will see them.
 sbin_p=${sbin#"$dest"}
 conf_p=${conf#"$dest"}
-test -n "$conf_p" && grep -qF "$conf_p" "$m8" 2>/dev/null &&
-	grep -qF "$conf_p" "$m5" 2>/dev/null
+# (the pages write paths with \: break points after each /)
+test -n "$conf_p" && sed 's/\\://g' "$m8" 2>/dev/null | grep -qF "$conf_p" &&
+	sed 's/\\://g' "$m5" 2>/dev/null | grep -qF "$conf_p"
 ok $? "the man pages name the installed config $conf_p"
 
 if [ -z "$(sed -n 's/^systemdsystemunitdir = //p' "$B/Makefile")" ]; then
