@@ -1,1 +1,19 @@
-# lib/ledger.mk: (filled in by its area)
+# lib/ledger.mk: the durable order ledger in libticket, and its tests.
+lib_libticket_la_SOURCES += lib/ledger.h lib/ledger_db.h lib/ledger.c lib/ledger_audit.c
+
+LEDGER_TEST_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) -I$(top_srcdir)/tests
+LEDGER_TEST_LDADD = lib/libticket.la
+
+ledger_tests = tests/lib/test_ledger
+check_PROGRAMS += $(ledger_tests)
+TESTS += $(ledger_tests)
+EXTRA_DIST += tests/lib/test_ledger_util.h
+
+tests_lib_test_ledger_SOURCES = tests/lib/test_ledger.c
+tests_lib_test_ledger_CFLAGS = $(LEDGER_TEST_CFLAGS)
+tests_lib_test_ledger_LDADD = $(LEDGER_TEST_LDADD)
+
+ledger_tests += tests/lib/test_ledger_fail
+tests_lib_test_ledger_fail_SOURCES = tests/lib/test_ledger_fail.c
+tests_lib_test_ledger_fail_CFLAGS = $(LEDGER_TEST_CFLAGS)
+tests_lib_test_ledger_fail_LDADD = $(LEDGER_TEST_LDADD) $(SQLITE_LIBS)

@@ -1,0 +1,390 @@
+/*
+ * test_ledger.c: the ledger's contract, one thread at a time: create and
+ * reopen (the epoch grows, orders survive), orders with default and given
+ * ticket codes, duplicates failing alone inside a batch, sold counts,
+ * idempotency records (store, lookup, expiry, purge), refunds (twice, and
+ * unknown), argument checks, close draining the queue, and one daemon per
+ * state dir.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ledger.h"
+#include "tap.h"
+#include "test_ledger_util.h"
+
+struct sold_row {
+	char event[32];
+	enum seller_pool pool;
+	int64_t sold;
+};
+
+struct sold_list {
+	struct sold_row rows[8];
+	int n;
+};
+
+static int collect_sold(void *arg, const char *event, enum seller_pool pool, int64_t sold)
+{
+	struct sold_list *s = arg;
+
+	if (s->n == 8)
+		return 1;
+	snprintf(s->rows[s->n].event, sizeof(s->rows[0].event), "%s", event);
+	s->rows[s->n].pool = pool;
+	s->rows[s->n].sold = sold;
+	s->n++;
+	return 0;
+}
+
+/* Sold of (event, pool) per ledger_foreach_sold; -1 if absent. */
+static int64_t sold_of(struct ledger *l, const char *event, enum seller_pool pool)
+{
+	struct sold_list s = { .n = 0 };
+
+	if (ledger_foreach_sold(l, collect_sold, &s) != 0)
+		return -2;
+	for (int i = 0; i < s.n; i++)
+		if (s.rows[i].pool == pool && strcmp(s.rows[i].event, event) == 0)
+			return s.rows[i].sold;
+	return -1;
+}
+
+static void test_create_reopen(const char *dir)
+{
+	char err[512], sub[512];
+	struct ledger_order *o = NULL;
+	struct ledger *l;
+	struct stat sb;
+	uint64_t e1;
+
+	snprintf(sub, sizeof(sub), "%s/a/b", dir);
+	l = open_dir(sub, err, sizeof(err));
+	if (!ok(l != NULL, "open creates state dir and ledger (%s)", l ? "ok" : err))
+		return;
+	ok(stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode) && (sb.st_mode & 0777) == 0750,
+	   "state dir created with mode 0750");
+	e1 = ledger_epoch(l);
+	ok(e1 == 1, "first epoch is 1 (got %llu)", (unsigned long long)e1);
+	ok(put_order(l, "o1", "concert", SELLER_GENERAL, SELLER_GENERAL, 3) == 0,
+	   "order o1 committed");
+	ok(put_order(l, "o2", "concert", SELLER_VIP, SELLER_GENERAL, 2) == 0,
+	   "order o2 (vip buyer, general pool) committed");
+	ledger_close(l);
+
+	l = open_dir(sub, err, sizeof(err));
+	if (!ok(l != NULL, "reopen (%s)", l ? "ok" : err))
+		return;
+	ok(ledger_epoch(l) == e1 + 1, "epoch incremented at reopen (%llu)",
+	   (unsigned long long)ledger_epoch(l));
+	ok(ledger_get_order(l, "o1", &o) == 0 && o && o->quantity == 3 &&
+	   strcmp(o->event, "concert") == 0 && strcmp(o->buyer, "alice") == 0 &&
+	   o->state == LEDGER_CONFIRMED && o->ntickets == 3 &&
+	   strcmp(o->tickets[0], "o1-1") == 0 && strcmp(o->tickets[2], "o1-3") == 0 &&
+	   o->idem_key == NULL && o->created_ms == fake_clock(),
+	   "o1 survived the restart with its tickets");
+	free(o);
+	ok(ledger_get_order(l, "o2", &o) == 0 && o && o->tier == SELLER_VIP &&
+	   o->pool == SELLER_GENERAL, "o2 keeps tier vip and pool general");
+	free(o);
+	ok(sold_of(l, "concert", SELLER_GENERAL) == 5 && sold_of(l, "concert", SELLER_VIP) == -1,
+	   "sold counts: concert general 5, no vip");
+	ledger_close(l);
+	l = open_dir(sub, err, sizeof(err));
+	ok(l && ledger_epoch(l) == e1 + 2, "epoch grows on every open");
+	ledger_close(l);
+}
+
+static void test_orders(struct ledger *l)
+{
+	const char *codes[2] = { "ZX-1", "ZX-2" };
+	struct ledger_order *o = NULL;
+	struct waiter w[3];
+
+	/* Given ticket codes are stored as given. */
+	waiter_init(&w[0], LEDGER_OP_ORDER);
+	w[0].req.order = (struct ledger_order_in){
+		.id = "given", .event = "fest", .tier = SELLER_GENERAL,
+		.pool = SELLER_GENERAL, .quantity = 2, .buyer = "bob", .tickets = codes,
+	};
+	ok(waiter_run(l, &w[0]) == 0, "order with given codes committed");
+	waiter_fini(&w[0]);
+	ok(ledger_get_order(l, "given", &o) == 0 && o->ntickets == 2 &&
+	   strcmp(o->tickets[0], "ZX-1") == 0 && strcmp(o->tickets[1], "ZX-2") == 0,
+	   "given codes read back in order");
+	free(o);
+
+	/* Three requests in one batch: the middle one reuses a ticket code and
+	 * fails alone; the others commit. Submitting all before waiting puts
+	 * them in one batch unless the thread wakes in between: both are fine
+	 * for the property tested. */
+	for (int i = 0; i < 3; i++) {
+		waiter_init(&w[i], LEDGER_OP_ORDER);
+		w[i].req.order = (struct ledger_order_in){
+			.event = "fest", .tier = SELLER_GENERAL, .pool = SELLER_GENERAL,
+			.quantity = 2, .buyer = "carol",
+		};
+	}
+	w[0].req.order.id = "b1";
+	w[1].req.order.id = "b2";
+	w[1].req.order.tickets = codes; /* taken above */
+	w[2].req.order.id = "b3";
+	for (int i = 0; i < 3; i++)
+		ledger_submit(l, &w[i].req);
+	ok(waiter_wait(&w[0]) == 0 && waiter_wait(&w[2]) == 0,
+	   "batch neighbours of a duplicate commit");
+	ok(waiter_wait(&w[1]) == -EEXIST, "duplicate ticket code: -EEXIST");
+	for (int i = 0; i < 3; i++)
+		waiter_fini(&w[i]);
+	ok(ledger_get_order(l, "b2", &o) == -ENOENT && o == NULL,
+	   "nothing of the failed order is stored");
+	ok(put_order(l, "b1", "fest", SELLER_GENERAL, SELLER_GENERAL, 1) == -EEXIST,
+	   "duplicate order id: -EEXIST");
+	ok(sold_of(l, "fest", SELLER_GENERAL) == 6, "sold counts only committed orders (6)");
+	ok(ledger_get_order(l, "nope", &o) == -ENOENT, "unknown order: -ENOENT");
+}
+
+static void test_checks(struct ledger *l)
+{
+	struct waiter w;
+	char id[LEDGER_ID_MAX + 2], code[16];
+
+	waiter_init(&w, LEDGER_OP_ORDER);
+	w.req.order = (struct ledger_order_in){ .id = "x", .event = "e", .buyer = "b",
+						.quantity = 0 };
+	ok(ledger_submit(l, &w.req) == -EINVAL, "quantity 0 refused");
+	w.req.order.quantity = SELLER_MAX_QUANTITY + 1;
+	ok(ledger_submit(l, &w.req) == -EINVAL, "quantity 1001 refused");
+	w.req.order.quantity = 1;
+	w.req.order.buyer = "";
+	ok(ledger_submit(l, &w.req) == -EINVAL, "empty buyer refused");
+	w.req.order.buyer = "b";
+	memset(id, 'i', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	w.req.order.id = id;
+	ok(ledger_submit(l, &w.req) == -EINVAL, "order id over %d bytes refused",
+	   LEDGER_ID_MAX);
+	w.req.order.id = "x";
+	w.req.order.pool = (enum seller_pool)7;
+	ok(ledger_submit(l, &w.req) == -EINVAL, "bad pool refused");
+	w.req.order.pool = SELLER_GENERAL;
+	w.req.done = NULL;
+	ok(ledger_submit(l, &w.req) == -EINVAL, "missing done refused");
+	w.req.done = waiter_done;
+	w.req.op = LEDGER_OP_RESULT;
+	ok(ledger_submit(l, &w.req) == -EINVAL, "RESULT without a key refused");
+	ok(w.called == 0, "done() never called for a refused submit");
+	waiter_fini(&w);
+	ok(ledger_ticket_code("abc", 12, code, sizeof(code)) == 6 &&
+	   strcmp(code, "abc-12") == 0, "ledger_ticket_code: abc-12");
+	ok(ledger_ticket_code("abcdefghijklmn", 1000, code, sizeof(code)) == -ENAMETOOLONG,
+	   "ledger_ticket_code: too long");
+}
+
+static void test_idempotency(struct ledger *l)
+{
+	struct ledger_idem *k = NULL;
+	struct ledger_order *o = NULL;
+	struct waiter w;
+	unsigned char h1[LEDGER_HASH_LEN], h2[LEDGER_HASH_LEN];
+
+	memset(h1, 0xa1, sizeof(h1));
+	memset(h2, 0xb2, sizeof(h2));
+	ok(ledger_idem_lookup(l, "k-order", &k) == -ENOENT && k == NULL,
+	   "unknown key: -ENOENT");
+
+	waiter_init(&w, LEDGER_OP_ORDER);
+	w.req.order = (struct ledger_order_in){
+		.id = "idem-1", .event = "fest", .tier = SELLER_GENERAL,
+		.pool = SELLER_GENERAL, .quantity = 1, .buyer = "dave",
+	};
+	w.req.idem.key = "k-order";
+	memcpy(w.req.idem.req_hash, h1, sizeof(h1));
+	w.req.idem.status = 201;
+	w.req.idem.body = "{\"order\":\"idem-1\"}";
+	ok(waiter_run(l, &w) == 0, "order with an idempotency key committed");
+	waiter_fini(&w);
+	ok(ledger_idem_lookup(l, "k-order", &k) == 0 && k &&
+	   memcmp(k->req_hash, h1, sizeof(h1)) == 0 && k->status == 201 &&
+	   k->body && strcmp(k->body, "{\"order\":\"idem-1\"}") == 0 &&
+	   k->order_id && strcmp(k->order_id, "idem-1") == 0,
+	   "lookup returns hash, status, body and order id");
+	free(k);
+	ok(ledger_get_order(l, "idem-1", &o) == 0 && o->idem_key &&
+	   strcmp(o->idem_key, "k-order") == 0, "the order remembers its key");
+	free(o);
+
+	/* The same key again (a daemon bug or a race): refused, order rolled back. */
+	waiter_init(&w, LEDGER_OP_ORDER);
+	w.req.order = (struct ledger_order_in){
+		.id = "idem-2", .event = "fest", .tier = SELLER_GENERAL,
+		.pool = SELLER_GENERAL, .quantity = 1, .buyer = "dave",
+	};
+	w.req.idem.key = "k-order";
+	w.req.idem.status = 201;
+	ok(waiter_run(l, &w) == -EEXIST, "second order under a live key: -EEXIST");
+	waiter_fini(&w);
+	ok(ledger_get_order(l, "idem-2", &o) == -ENOENT, "and its order is not stored");
+
+	/* A reply that sold nothing. */
+	waiter_init(&w, LEDGER_OP_RESULT);
+	w.req.idem.key = "k-soldout";
+	memcpy(w.req.idem.req_hash, h2, sizeof(h2));
+	w.req.idem.status = 409;
+	w.req.idem.body = "{\"error\":\"sold_out\",\"available\":0}";
+	ok(waiter_run(l, &w) == 0, "RESULT stored");
+	waiter_fini(&w);
+	ok(ledger_idem_lookup(l, "k-soldout", &k) == 0 && k->status == 409 &&
+	   k->order_id == NULL && memcmp(k->req_hash, h2, sizeof(h2)) == 0,
+	   "RESULT lookup: 409, no order");
+	free(k);
+
+	/* Expiry: past the TTL a key is gone for lookups, and may be reused. */
+	atomic_fetch_add(&fake_now_ms, (int64_t)LEDGER_DEFAULT_TTL_S * 1000 + 1);
+	ok(ledger_idem_lookup(l, "k-order", &k) == -ENOENT,
+	   "key older than the TTL: -ENOENT before any purge");
+	waiter_init(&w, LEDGER_OP_RESULT);
+	w.req.idem.key = "k-order";
+	w.req.idem.status = 402;
+	ok(waiter_run(l, &w) == 0, "an expired key can be stored again");
+	waiter_fini(&w);
+	ok(ledger_idem_lookup(l, "k-order", &k) == 0 && k->status == 402,
+	   "and lookup sees the new record");
+	free(k);
+	waiter_init(&w, LEDGER_OP_PURGE);
+	ok(waiter_run(l, &w) == 1, "purge removes the one expired key (k-soldout)");
+	waiter_fini(&w);
+	ok(ledger_idem_lookup(l, "k-order", &k) == 0, "the fresh key stays");
+	free(k);
+	ok(ledger_get_order(l, "idem-1", &o) == 0, "purging keys keeps their orders");
+	free(o);
+}
+
+static void test_refunds(struct ledger *l)
+{
+	struct ledger_order *o = NULL;
+	struct waiter w;
+	int64_t before = sold_of(l, "concert", SELLER_VIP);
+
+	ok(put_order(l, "r1", "concert", SELLER_VIP, SELLER_VIP, 4) == 0, "order r1 (vip 4)");
+	ok(sold_of(l, "concert", SELLER_VIP) == (before < 0 ? 0 : before) + 4,
+	   "vip sold counts r1");
+	atomic_fetch_add(&fake_now_ms, 5000);
+	waiter_init(&w, LEDGER_OP_REFUND);
+	w.req.refund_id = "r1";
+	ok(waiter_run(l, &w) == 0, "refund r1: 0");
+	ok(strcmp(w.req.refunded.event, "concert") == 0 && w.req.refunded.pool == SELLER_VIP &&
+	   w.req.refunded.quantity == 4, "refund reports event, pool and quantity to release");
+	waiter_fini(&w);
+	ok(ledger_get_order(l, "r1", &o) == 0 && o->state == LEDGER_REFUNDED &&
+	   o->updated_ms == o->created_ms + 5000 && o->ntickets == 4,
+	   "r1 reads back refunded, updated later, tickets kept");
+	free(o);
+	ok(sold_of(l, "concert", SELLER_VIP) == (before < 0 ? -1 : before),
+	   "refunded tickets no longer count as sold");
+	ok(refund_order(l, "r1") == -EALREADY, "second refund: -EALREADY");
+	ok(refund_order(l, "no-such") == -ENOENT, "unknown order: -ENOENT");
+}
+
+static void test_close_drains(const char *dir)
+{
+	enum { N = 200 };
+	static struct waiter w[N];
+	static char ids[N][16];
+	struct ledger_stats st;
+	char err[512];
+	struct ledger *l = open_dir(dir, err, sizeof(err));
+	int submitted = 0, called = 0, good = 0;
+
+	if (!ok(l != NULL, "open for the drain test (%s)", l ? "ok" : err))
+		return;
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "d%d", i);
+		waiter_init(&w[i], LEDGER_OP_ORDER);
+		w[i].req.order = (struct ledger_order_in){
+			.id = ids[i], .event = "drain", .tier = SELLER_GENERAL,
+			.pool = SELLER_GENERAL, .quantity = 1, .buyer = "erin",
+		};
+		submitted += ledger_submit(l, &w[i].req) == 0;
+	}
+	ledger_close(l); /* without waiting: close must drain */
+	for (int i = 0; i < N; i++) {
+		called += w[i].called;
+		good += w[i].called == 1 && w[i].result == 0;
+		waiter_fini(&w[i]);
+	}
+	ok(submitted == N && called == N && good == N,
+	   "close committed and completed every queued request (%d/%d/%d)",
+	   submitted, called, good);
+	l = open_dir(dir, err, sizeof(err));
+	ok(l && sold_of(l, "drain", SELLER_GENERAL) == N, "all %d drained orders durable", N);
+	ledger_stats(l, &st);
+	ok(st.batches == 0 && st.requests == 0 && st.queued == 0,
+	   "a fresh open starts with empty stats");
+	ledger_close(l);
+}
+
+static void test_one_owner(const char *dir)
+{
+	char err[512];
+	struct ledger *a = open_dir(dir, err, sizeof(err)), *b;
+
+	b = open_dir(dir, err, sizeof(err));
+	ok(a && !b && strstr(err, "in use by another process"),
+	   "a second open of the same state dir is refused: %s", err);
+	ledger_close(a);
+	ledger_close(b);
+}
+
+static void test_stats(struct ledger *l)
+{
+	struct ledger_stats st;
+	uint64_t hb = 0, hl = 0;
+
+	ledger_stats(l, &st);
+	for (int i = 0; i < LEDGER_HIST_BUCKETS; i++) {
+		hb += st.batch_hist[i];
+		hl += st.commit_us_hist[i];
+	}
+	ok(st.batches > 0 && hb == st.batches && hl == st.batches,
+	   "histograms count every batch (%llu)", (unsigned long long)st.batches);
+	ok(st.orders > 0 && st.refunds == 1 && st.errors >= 3 && st.failed_batches == 0,
+	   "stats: %llu orders, %llu refunds, %llu errors",
+	   (unsigned long long)st.orders, (unsigned long long)st.refunds,
+	   (unsigned long long)st.errors);
+	ok(ledger_hist_bound(0) == 1 && ledger_hist_bound(3) == 8 &&
+	   ledger_hist_bound(LEDGER_HIST_BUCKETS - 1) == UINT64_MAX, "histogram bounds");
+}
+
+int main(void)
+{
+	char *dir = tmpdir_make(), err[512], sub[600];
+	struct ledger *l;
+	enum ledger_sync s;
+
+	umask(022);
+	ok(ledger_sync_parse("full", &s) == 0 && s == LEDGER_SYNC_FULL &&
+	   ledger_sync_parse("off", &s) == 0 && s == LEDGER_SYNC_OFF &&
+	   ledger_sync_parse("fast", &s) == -EINVAL &&
+	   strcmp(ledger_sync_name(LEDGER_SYNC_OFF), "off") == 0, "sync names");
+	test_create_reopen(dir);
+
+	snprintf(sub, sizeof(sub), "%s/main", dir);
+	l = open_dir(sub, err, sizeof(err));
+	if (ok(l != NULL, "open main ledger (%s)", l ? "ok" : err)) {
+		test_orders(l);
+		test_checks(l);
+		test_idempotency(l);
+		test_refunds(l);
+		test_stats(l);
+		ledger_close(l);
+	}
+	snprintf(sub, sizeof(sub), "%s/drain", dir);
+	test_close_drains(sub);
+	test_one_owner(sub);
+	tmpdir_remove(dir);
+	return tap_done();
+}
