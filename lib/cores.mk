@@ -26,3 +26,9 @@ tests_lib_test_seller_naive_LDADD = lib/libticket.la
 TESTS += tests/lib/test_seller_stress tests/lib/test_seller_combine \
 	tests/lib/test_seller_naive
 STRESS_TESTS += tests/lib/test_seller_stress tests/lib/test_seller_combine
+
+# Benchmark: `make bench` runs it (BENCH_ARGS passes options, e.g. --seconds 0.5).
+noinst_PROGRAMS += tests/bench/bench_cores
+BENCH_BINS += tests/bench/bench_cores
+tests_bench_bench_cores_SOURCES = tests/bench/bench_cores.c
+tests_bench_bench_cores_LDADD = lib/libticket.la

@@ -41,6 +41,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -66,12 +67,30 @@ struct sharded_seller {
 	int64_t capacity[SELLER_NPOOLS];
 };
 
+/* seller_thread_index() + 1 of this thread, 0 until first needed; a copy
+ * local to this file so the fast path reads it without a call. */
+static _Thread_local unsigned my_index;
+
 /* Returns the calling thread's home shard. */
 static inline unsigned home_of(const struct sharded_seller *s)
 {
-	unsigned i = seller_thread_index();
+	unsigned i = my_index;
 
+	if (__builtin_expect(i == 0, 0))
+		i = my_index = seller_thread_index() + 1;
+	i--;
 	return i < s->nshards ? i : i % s->nshards;
+}
+
+/* Home shard for the fast path: UINT_MAX until this thread's index is known
+ * (the fast path then leaves through its one tail call). */
+static inline unsigned home_fast(const struct sharded_seller *s)
+{
+	unsigned i = my_index - 1;
+
+	if (i < s->nshards)
+		return i;
+	return i == UINT_MAX ? UINT_MAX : i % s->nshards;
 }
 
 /* Takes qty of pool from one shard if it holds that many; true if taken. */
@@ -153,18 +172,21 @@ static bool take_locked(struct sharded_seller *s, int pool, unsigned qty, unsign
 	return ok;
 }
 
-static int sharded_reserve(struct seller *base, enum seller_pool buyer, unsigned qty,
-			   enum seller_pool *from)
+/* The slow path of reserve: the home shard could not cover qty, or home is
+ * UINT_MAX (this thread's first call). */
+static __attribute__((noinline)) int reserve_slow(struct sharded_seller *s, enum seller_pool buyer,
+						  unsigned qty, enum seller_pool *from, unsigned home)
 {
-	struct sharded_seller *s = (struct sharded_seller *)base;
-	unsigned home = home_of(s);
 	int rc = SELLER_SOLD_OUT;
 
-	if (buyer == SELLER_VIP) {
-		if (shard_take(&s->shards[home], SELLER_VIP, qty)) {
-			*from = SELLER_VIP;
+	if (home == UINT_MAX) {
+		home = home_of(s);
+		if (shard_take(&s->shards[home], buyer, qty)) {
+			*from = buyer;
 			return SELLER_OK;
 		}
+	}
+	if (buyer == SELLER_VIP) {
 		if (pools_short(s, 1u << SELLER_VIP | 1u << SELLER_GENERAL, qty))
 			return SELLER_SOLD_OUT;
 		pthread_mutex_lock(&s->lock);
@@ -178,10 +200,6 @@ static int sharded_reserve(struct seller *base, enum seller_pool buyer, unsigned
 		pthread_mutex_unlock(&s->lock);
 		return rc;
 	}
-	if (shard_take(&s->shards[home], SELLER_GENERAL, qty)) {
-		*from = SELLER_GENERAL;
-		return SELLER_OK;
-	}
 	if (pools_short(s, 1u << SELLER_GENERAL, qty))
 		return SELLER_SOLD_OUT;
 	pthread_mutex_lock(&s->lock);
@@ -191,6 +209,20 @@ static int sharded_reserve(struct seller *base, enum seller_pool buyer, unsigned
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+/* Fast path: one CAS on the home shard of the buyer's own pool. */
+static int sharded_reserve(struct seller *base, enum seller_pool buyer, unsigned qty,
+			   enum seller_pool *from)
+{
+	struct sharded_seller *s = (struct sharded_seller *)base;
+	unsigned home = home_fast(s);
+
+	if (__builtin_expect(home != UINT_MAX, 1) && shard_take(&s->shards[home], buyer, qty)) {
+		*from = buyer;
+		return SELLER_OK;
+	}
+	return reserve_slow(s, buyer, qty, from, home);
 }
 
 static int sharded_release(struct seller *base, enum seller_pool pool, unsigned qty)
