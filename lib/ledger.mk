@@ -17,3 +17,19 @@ ledger_tests += tests/lib/test_ledger_fail
 tests_lib_test_ledger_fail_SOURCES = tests/lib/test_ledger_fail.c
 tests_lib_test_ledger_fail_CFLAGS = $(LEDGER_TEST_CFLAGS)
 tests_lib_test_ledger_fail_LDADD = $(LEDGER_TEST_LDADD) $(SQLITE_LIBS)
+
+ledger_tests += tests/lib/test_ledger_concurrent
+STRESS_TESTS += tests/lib/test_ledger_concurrent
+tests_lib_test_ledger_concurrent_SOURCES = tests/lib/test_ledger_concurrent.c
+tests_lib_test_ledger_concurrent_CFLAGS = $(LEDGER_TEST_CFLAGS)
+tests_lib_test_ledger_concurrent_LDADD = $(LEDGER_TEST_LDADD)
+
+ledger_tests += tests/lib/test_ledger_crash
+tests_lib_test_ledger_crash_SOURCES = tests/lib/test_ledger_crash.c
+tests_lib_test_ledger_crash_CFLAGS = $(LEDGER_TEST_CFLAGS)
+tests_lib_test_ledger_crash_LDADD = $(LEDGER_TEST_LDADD)
+
+ledger_tests += tests/lib/test_ledger_audit
+tests_lib_test_ledger_audit_SOURCES = tests/lib/test_ledger_audit.c
+tests_lib_test_ledger_audit_CFLAGS = $(LEDGER_TEST_CFLAGS)
+tests_lib_test_ledger_audit_LDADD = $(LEDGER_TEST_LDADD) $(SQLITE_LIBS)

@@ -156,7 +156,7 @@ static int gather_tiers(struct audit *a, const struct ledger_capacity *caps, siz
 static void report_tiers(struct audit *a)
 {
 	fprintf(a->out, "%-24s %-8s %10s %10s %10s %10s %10s  %s\n", "event", "pool",
-		"capacity", "sold", "refunded", "counted", "c.refund", "check");
+		"capacity", "sold", "refunded", "cnt.sold", "cnt.refund", "check");
 	for (size_t i = 0; i < a->nrows; i++) {
 		struct tier_row *r = &a->rows[i];
 		const char *check = "ok";

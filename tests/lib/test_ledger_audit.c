@@ -1,0 +1,235 @@
+/*
+ * test_ledger_audit.c: ledger_audit passes a good ledger and catches each
+ * kind of damage. A ledger with orders in two events and both pools,
+ * refunds and idempotency keys is built through the real API; each case
+ * copies it, tampers with the copy by plain SQL (what a careless operator
+ * or a bug could do), and checks that the audit fails on that check.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ledger.h"
+#include "tap.h"
+#include "test_ledger_util.h"
+
+static const struct ledger_capacity caps[2] = {
+	{ .event = "concert", .capacity = { 900, 100 } },
+	{ .event = "flash", .capacity = { 10000, 0 } },
+};
+
+/* Builds the reference ledger in dir. */
+static int build(const char *dir)
+{
+	char err[512], id[32];
+	struct ledger *l = open_dir(dir, err, sizeof(err));
+	struct waiter w;
+	int bad = 0;
+
+	if (!l) {
+		diag("build: %s", err);
+		return -1;
+	}
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "c-%d", i);
+		bad |= put_order(l, id, "concert", i % 4 ? SELLER_GENERAL : SELLER_VIP,
+				 i % 4 ? SELLER_GENERAL : SELLER_VIP, 1 + i % 5);
+	}
+	for (int i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "f-%d", i);
+		bad |= put_order(l, id, "flash", SELLER_GENERAL, SELLER_GENERAL, 2);
+	}
+	bad |= refund_order(l, "c-3");
+	bad |= refund_order(l, "c-4");
+	bad |= refund_order(l, "f-0");
+	waiter_init(&w, LEDGER_OP_ORDER);
+	w.req.order = (struct ledger_order_in){ .id = "k-1", .event = "flash",
+						.tier = SELLER_GENERAL,
+						.pool = SELLER_GENERAL, .quantity = 1,
+						.buyer = "x" };
+	w.req.idem.key = "key-1";
+	w.req.idem.status = 201;
+	bad |= waiter_run(l, &w);
+	waiter_fini(&w);
+	ledger_close(l);
+	return bad ? -1 : 0;
+}
+
+/* Copies the reference ledger.db into a new dir base/name; returns it. */
+static char *copy_of(const char *base, const char *ref, const char *name)
+{
+	char *dir, src[600], dst[600], buf[65536];
+	FILE *in, *out;
+	size_t n;
+
+	if (asprintf(&dir, "%s/%s", base, name) < 0 || mkdir(dir, 0750) < 0)
+		exit(99);
+	snprintf(src, sizeof(src), "%s/%s", ref, LEDGER_DB_NAME);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, LEDGER_DB_NAME);
+	in = fopen(src, "rb");
+	out = fopen(dst, "wb");
+	if (!in || !out)
+		exit(99);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			exit(99);
+	fclose(in);
+	if (fclose(out) != 0)
+		exit(99);
+	return dir;
+}
+
+static int tamper(const char *dir, const char *sql)
+{
+	char path[600];
+	sqlite3 *db;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, LEDGER_DB_NAME);
+	rc = sqlite3_open(path, &db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		diag("tamper: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return rc;
+}
+
+/* Runs the audit on dir; the report goes to a memory buffer returned in
+ * *text (free it). */
+static int audit(const char *dir, const struct ledger_capacity *c, size_t n,
+		 struct ledger_audit_report *rep, char **text)
+{
+	char err[512] = "";
+	size_t len;
+	FILE *out = open_memstream(text, &len);
+	int rc = ledger_audit(dir, c, n, out, rep, err, sizeof(err));
+
+	fclose(out);
+	if (rc < 0)
+		diag("audit error: %s", err);
+	return rc;
+}
+
+/* One tampering case: copies ref, runs sql, expects the audit to fail with
+ * the counter at offset field > 0 and the others as told. */
+static void tamper_case(const char *base, const char *ref, const char *name, const char *sql,
+			size_t field, const char *what)
+{
+	struct ledger_audit_report rep;
+	char *dir = copy_of(base, ref, name), *text = NULL;
+	int rc;
+
+	if (!ok(tamper(dir, sql) == SQLITE_OK, "%s: tampered", what)) {
+		free(dir);
+		return;
+	}
+	rc = audit(dir, caps, 2, &rep, &text);
+	ok(rc == 1 && *(unsigned *)((char *)&rep + field) > 0 &&
+	   strstr(text, "audit: FAILED") && strstr(text, "PROBLEM"),
+	   "%s: audit fails on it (%u)", what, *(unsigned *)((char *)&rep + field));
+	free(text);
+	free(dir);
+}
+
+#define F(x) offsetof(struct ledger_audit_report, x)
+
+int main(void)
+{
+	char *base = tmpdir_make(), *ref, *text = NULL, err[512];
+	struct ledger_capacity low[2] = { caps[0], caps[1] };
+	struct ledger_audit_report rep;
+	struct ledger *l;
+	int rc;
+
+	if (asprintf(&ref, "%s/ref", base) < 0 || !ok(build(ref) == 0, "reference ledger built"))
+		return tap_done();
+
+	rc = audit(ref, caps, 2, &rep, &text);
+	ok(rc == 0 && rep.orders == 61 && rep.refunded == 3 && rep.confirmed == 58 &&
+	   strstr(text, "audit: OK") && strstr(text, "concert"),
+	   "a good ledger passes: %llu orders, %llu tickets",
+	   (unsigned long long)rep.orders, (unsigned long long)rep.tickets);
+	if (rc != 0)
+		diag("%s", text);
+	free(text);
+
+	/* While it is open (the daemon running), the audit still reads it. */
+	l = open_dir(ref, err, sizeof(err));
+	rc = audit(ref, caps, 2, &rep, &text);
+	ok(l && rc == 0, "the audit runs beside an open ledger");
+	free(text);
+	ledger_close(l);
+
+	/* Capacity lowered below sold in the config. */
+	low[0].capacity[SELLER_GENERAL] = 10;
+	rc = audit(ref, low, 2, &rep, &text);
+	ok(rc == 1 && rep.oversold == 1 && strstr(text, "oversold"),
+	   "capacity below sold: oversold reported");
+	free(text);
+	rc = audit(ref, caps, 1, &rep, &text);
+	ok(rc == 1 && rep.unknown_events == 1 && strstr(text, "not in the config"),
+	   "an event missing from the config is reported");
+	free(text);
+
+	tamper_case(base, ref, "extra-ticket",
+		    "INSERT INTO tickets (code, order_id, seq) VALUES ('c-1-9', 'c-1', 9)",
+		    F(bad_ticket_counts), "an extra ticket for an order");
+	tamper_case(base, ref, "dup-code",
+		    "ALTER TABLE tickets RENAME TO t_old;"
+		    " CREATE TABLE tickets (code TEXT, order_id TEXT, seq INTEGER);"
+		    " INSERT INTO tickets SELECT code, order_id, seq FROM t_old; DROP TABLE t_old;"
+		    " UPDATE tickets SET code = 'c-1-1' WHERE code = 'c-2-1'",
+		    F(dup_codes), "one ticket code on two orders");
+	tamper_case(base, ref, "ghost-order",
+		    "INSERT INTO orders VALUES ('ghost', 'concert', 'vip', 'vip', 200, 'x',"
+		    " NULL, NULL, 'confirmed', 0, 0)",
+		    F(oversold), "an order inserted by hand past vip capacity");
+	tamper_case(base, ref, "ghost-order2",
+		    "INSERT INTO orders VALUES ('ghost', 'concert', 'vip', 'vip', 2, 'x',"
+		    " NULL, NULL, 'confirmed', 0, 0)",
+		    F(count_mismatch), "an order inserted by hand: counts disagree");
+	tamper_case(base, ref, "orphan",
+		    "INSERT INTO tickets (code, order_id, seq) VALUES ('zz-1', 'zz', 1)",
+		    F(orphan_tickets), "a ticket of no order");
+	tamper_case(base, ref, "unrefund",
+		    "UPDATE orders SET state = 'refunded' WHERE id = 'c-5'",
+		    F(refund_mismatch), "an order marked refunded without a refund");
+	tamper_case(base, ref, "refund-lost",
+		    "DELETE FROM refunds WHERE order_id = 'c-3'",
+		    F(refund_mismatch), "a refund record deleted");
+	tamper_case(base, ref, "counts",
+		    "UPDATE counts SET sold = sold - 1 WHERE event = 'flash'",
+		    F(count_mismatch), "the counts table edited");
+	tamper_case(base, ref, "general-vip",
+		    "UPDATE orders SET pool = 'vip' WHERE id = 'c-1'",
+		    F(bad_rows), "a general buyer holding vip tickets");
+	tamper_case(base, ref, "idem",
+		    "PRAGMA foreign_keys = OFF;"
+		    " UPDATE idempotency SET order_id = 'gone' WHERE key = 'key-1'",
+		    F(idem_orphans), "an idempotency key of a missing order");
+
+	{
+		char *dir = copy_of(base, ref, "garbage"), path[600];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, LEDGER_DB_NAME);
+		f = fopen(path, "w");
+		fputs("not a database, not at all, not even close to one\n", f);
+		fclose(f);
+		rc = audit(dir, caps, 2, &rep, &text);
+		ok(rc < 0, "garbage ledger.db: an error, not a verdict");
+		free(text);
+		free(dir);
+	}
+	rc = audit(base, caps, 2, &rep, &text);
+	ok(rc == -ENOENT, "no ledger at all: -ENOENT");
+	free(text);
+	free(ref);
+	tmpdir_remove(base);
+	return tap_done();
+}
