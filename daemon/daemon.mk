@@ -1,1 +1,20 @@
-# daemon/daemon.mk: (filled in by its area)
+# daemon/daemon.mk: the ticketd program (daemon/), the pure request and
+# configuration modules it shares with the tests and fuzzers (lib/request.*,
+# lib/conf.*), the sample configuration, the API and architecture docs, and
+# the daemon's tests (tests/daemon/, Python over real HTTP).
+lib_libticket_la_SOURCES += lib/conf.h lib/conf.c lib/request.h lib/request.c
+
+sbin_PROGRAMS += daemon/ticketd
+daemon_ticketd_SOURCES = daemon/main.c \
+	daemon/http.h daemon/http.c \
+	daemon/job.h \
+	daemon/pool.h daemon/pool.c \
+	daemon/purchase.h daemon/purchase.c \
+	daemon/payment.h daemon/payment.c \
+	daemon/catalog.h daemon/catalog.c \
+	daemon/orders.h daemon/orders.c \
+	daemon/sd.h daemon/sd.c
+daemon_ticketd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS)
+daemon_ticketd_LDADD = lib/libticket.la $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS)
+
+EXTRA_DIST += conf/ticketd.conf

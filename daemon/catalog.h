@@ -1,0 +1,52 @@
+/*
+ * catalog.h: the events on sale. One entry per configured event, holding
+ * its seller (the inventory, guarded by the event's core), its names and its
+ * VIP rules. Entries are created at start-up and never move or die before
+ * shutdown, so any thread may keep a pointer to one; the seller inside is
+ * the only mutable part, and the core guards it.
+ */
+#ifndef TICKETD_CATALOG_H
+#define TICKETD_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "seller.h"
+
+struct catalog_event {
+	char *id;                 /* [A-Za-z0-9_-]{1,64}: safe in JSON and URLs as is */
+	size_t id_len;
+	char *name_json;          /* the display name as a JSON string */
+	const struct seller_core *core;
+	struct seller *seller;    /* the inventory; thread-safe by its core */
+	int has_vip;              /* the event has a vip tier */
+	char *vip_code;           /* NULL without a vip tier */
+	size_t vip_code_len;
+	int vip_first;            /* VIP purchases take the pool's priority lane */
+};
+
+struct catalog;
+
+/* Already-sold tickets of (event, pool), e.g. from the ledger; may be NULL
+ * (nothing sold). Returns the count, or a negative errno. */
+typedef int64_t (*catalog_sold_fn)(void *arg, const char *event,
+				   enum seller_pool pool);
+
+/* Creates one seller per event of c, starting from sold(). Returns 0, or
+ * -errno with the cause in err (naming the event, e.g. when more was sold
+ * than the capacity now allows). */
+int catalog_create(const struct conf *c, catalog_sold_fn sold, void *arg,
+		   struct catalog **out, char *err, size_t errlen);
+void catalog_destroy(struct catalog *cat);
+
+size_t catalog_count(const struct catalog *cat);
+struct catalog_event *catalog_at(const struct catalog *cat, size_t i);
+/* Finds an event by id (id[0..len)); NULL if none. */
+struct catalog_event *catalog_find(const struct catalog *cat, const char *id,
+				   size_t len);
+/* True if code[0..len) is the event's vip_code (constant time in len). */
+int catalog_vip_code_ok(const struct catalog_event *ev, const char *code,
+			size_t len);
+
+#endif /* TICKETD_CATALOG_H */

@@ -1,0 +1,1067 @@
+/*
+ * http.c: the event loops. Each loop thread owns one event_base (created
+ * with EVENT_BASE_FLAG_NOLOCK: no other thread ever calls into it), one
+ * evhttp, one listener per shared listening socket, a table of its
+ * connections, a free list of jobs and a completion queue.
+ *
+ * What crosses threads, and how:
+ *  - loop -> pool: pool_submit() of a job the loop filled (the pool's lock);
+ *  - worker/ledger -> loop: http_job_done() pushes the job on the loop's
+ *    lock-free completion stack; the push that finds it empty writes the
+ *    loop's eventfd, so one wakeup serves a whole batch;
+ *  - main -> loop: a control bit (drain, exit) and the same eventfd;
+ *  - loop -> main: the drained callback, and the shared connection count.
+ *
+ * Connections are counted for max_connections: the bevcb counts a new one,
+ * and, later in the same loop iteration (after evhttp has set it up), the
+ * loop registers evhttp's close callback on it, which counts it gone. A
+ * request is "busy" from the moment the loop gets it until its reply has
+ * been written (evhttp's on_complete callback) or its connection closed;
+ * a drain waits for busy and in-flight work to reach zero.
+ *
+ * libevent 2.1 note: while the loop holds a request (read is disabled
+ * then), evhttp does not free it; if the client is gone, the reply fails in
+ * evhttp, which then frees the request and the connection. So a job keeps
+ * its req until the loop calls evhttp_send_reply exactly once, and the
+ * purchase itself completes (confirmed or released) whatever the client did.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#include "http.h"
+#include "log.h"
+#include "purchase.h"
+#include "request.h"
+
+#define CTL_DRAIN 0x1u
+#define CTL_EXIT 0x2u
+#define RESUME_MS 100          /* retry accepting after the cap or EMFILE */
+
+/* One accepted connection of a loop, indexed by its fd. */
+struct conn_slot {
+	struct evhttp_connection *evcon;  /* NULL: slot free */
+	int busy;                         /* a request is in our hands or its
+					   * reply is being written */
+};
+
+struct http_loop {
+	struct http *http;
+	unsigned index;
+	pthread_t thread;
+	int started;                      /* thread created */
+	struct event_base *base;
+	struct evhttp *evh;
+	struct evhttp_bound_socket **bound;  /* one per listening fd; NULL once removed */
+	struct event *wake_ev;            /* reads efd */
+	struct event *newconn_ev;         /* registers newly accepted connections */
+	struct event *resume_ev;          /* re-enables accepting */
+	int efd;                          /* eventfd: completions and control */
+	_Atomic(struct job *) done_head;  /* completion stack (MPSC, lock-free) */
+	atomic_uint ctl;                  /* CTL_* requests from main */
+
+	/* Everything below belongs to the loop thread alone. */
+	struct job *free_jobs;
+	struct job *all_jobs;
+	unsigned inflight;                /* jobs out of the loop (pool, payment, commit) */
+	unsigned busy;                    /* busy connections */
+	unsigned open;                    /* open connections */
+	struct bufferevent **fresh;       /* accepted, not yet registered */
+	size_t nfresh, freshcap;
+	struct conn_slot *slots;
+	size_t nslots;
+	int paused;                       /* listeners disabled (cap, EMFILE) */
+	int draining;
+	int drained;
+};
+
+struct http {
+	const struct conf *conf;
+	struct catalog *cat;
+	struct pool *pool;
+	const struct job_env *env;
+	const int *fds;
+	size_t nfds;
+	void (*on_drained)(void *arg);
+	void *arg;
+	struct http_loop *loops;
+	unsigned nloops;
+	atomic_uint nconn;                /* open connections, all loops */
+	atomic_uint ndrained;             /* loops that finished draining */
+	pthread_mutex_t start_lock;       /* guards nstarted */
+	pthread_cond_t start_cond;
+	unsigned nstarted;
+};
+
+/* The loop this thread runs, if any. */
+static _Thread_local struct http_loop *cur_loop;
+
+/* ---- sockets ------------------------------------------------------------ */
+
+int http_sockname(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
+	} else if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
+	} else {
+		snprintf(buf, len, "(family %d)", ss.ss_family);
+	}
+	return 0;
+}
+
+int http_listen(const struct conf_listen *l, int *fd, char *bound, size_t boundlen,
+		char *err, size_t errlen)
+{
+	int one = 1, s, rc;
+
+	s = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "listen %s: socket: %s", l->text, strerror(errno));
+		return rc;
+	}
+	if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    (l->addr.ss_family == AF_INET6 &&
+	     setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
+		rc = -errno;
+		snprintf(err, errlen, "listen %s: setsockopt: %s", l->text, strerror(errno));
+		goto fail;
+	}
+	if (bind(s, (const struct sockaddr *)&l->addr, l->addrlen) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "listen %s: bind: %s", l->text, strerror(errno));
+		goto fail;
+	}
+	if (listen(s, SOMAXCONN) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "listen %s: listen: %s", l->text, strerror(errno));
+		goto fail;
+	}
+	http_sockname(s, bound, boundlen);
+	*fd = s;
+	return 0;
+fail:
+	close(s);
+	return rc;
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+/* Sends what the output buffer holds with status code. */
+static void send_reply(struct http_loop *lp, struct evhttp_request *req, int code)
+{
+	if (lp->draining)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+				  "close");
+	evhttp_send_reply(req, code, NULL, NULL);
+}
+
+/* Starts an error body {"error":code,"message":...} and leaves it open for
+ * extra fields; close it with "}". */
+__attribute__((format(printf, 3, 0)))
+static void error_body(struct evbuffer *out, const char *code, const char *fmt,
+		       va_list ap)
+{
+	char msg[256], esc[2 + 6 * sizeof(msg)];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (request_json_string(msg, strlen(msg), esc, sizeof(esc)) < 0)
+		strcpy(esc, "\"\"");
+	evbuffer_add_printf(out, "{\"error\":\"%s\",\"message\":%s", code, esc);
+}
+
+/* Replies status with an error body; fmt is the message for a person. */
+__attribute__((format(printf, 5, 6)))
+static void reply_error(struct http_loop *lp, struct evhttp_request *req, int status,
+			const char *code, const char *fmt, ...)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	va_list ap;
+
+	va_start(ap, fmt);
+	error_body(out, code, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "}", 1);
+	if (status == 503)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+	send_reply(lp, req, status);
+}
+
+/* Writes one EVENT object. */
+static void write_event(struct evbuffer *out, const struct catalog_event *ev)
+{
+	struct seller_snapshot snap;
+
+	seller_snapshot(ev->seller, &snap);
+	evbuffer_add_printf(out, "{\"id\":\"%s\",\"name\":%s,\"seller\":\"%s\","
+			    "\"tiers\":{\"general\":{\"capacity\":%lld,\"available\":%lld,"
+			    "\"sold\":%lld}",
+			    ev->id, ev->name_json, ev->core->name,
+			    (long long)snap.capacity[SELLER_GENERAL],
+			    (long long)snap.available[SELLER_GENERAL],
+			    (long long)snap.sold[SELLER_GENERAL]);
+	if (ev->has_vip)
+		evbuffer_add_printf(out, ",\"vip\":{\"capacity\":%lld,\"available\":%lld,"
+				    "\"sold\":%lld}",
+				    (long long)snap.capacity[SELLER_VIP],
+				    (long long)snap.available[SELLER_VIP],
+				    (long long)snap.sold[SELLER_VIP]);
+	evbuffer_add(out, "}}", 2);
+}
+
+/* Writes one ORDER object; buyer_json is the buyer already as JSON. */
+static void write_order(struct evbuffer *out, const struct order *o,
+			const char *buyer_json)
+{
+	evbuffer_add_printf(out, "{\"order\":\"%s\",\"event\":\"%s\",\"tier\":\"%s\","
+			    "\"quantity\":%u,\"tickets\":[",
+			    o->id, o->event, seller_pool_name(o->pool), o->quantity);
+	for (unsigned i = 1; i <= o->quantity; i++)
+		evbuffer_add_printf(out, "%s\"%s-%u\"", i > 1 ? "," : "", o->id, i);
+	evbuffer_add_printf(out, "],\"buyer\":%s}", buyer_json);
+}
+
+/* ---- jobs --------------------------------------------------------------- */
+
+static struct job *job_get(struct http_loop *lp)
+{
+	struct job *j = lp->free_jobs;
+
+	if (j) {
+		lp->free_jobs = j->next;
+	} else {
+		j = calloc(1, sizeof(*j));
+		if (!j)
+			return NULL;
+		j->loop = lp;
+		j->env = lp->http->env;
+		j->all_next = lp->all_jobs;
+		lp->all_jobs = j;
+	}
+	j->next = NULL;
+	j->req = NULL;
+	j->state = JOB_QUEUED;
+	j->error = 0;
+	return j;
+}
+
+static void job_put(struct http_loop *lp, struct job *j)
+{
+	j->req = NULL;
+	j->next = lp->free_jobs;
+	lp->free_jobs = j;
+}
+
+/* Reports this loop drained once nothing is in flight and nothing busy. */
+static void maybe_drained(struct http_loop *lp)
+{
+	struct http *h = lp->http;
+
+	if (!lp->draining || lp->drained || lp->inflight || lp->busy)
+		return;
+	lp->drained = 1;
+	log_debug("loop %u drained", lp->index);
+	if (atomic_fetch_add(&h->ndrained, 1) + 1 == h->nloops && h->on_drained)
+		h->on_drained(h->arg);
+}
+
+/* Sends the reply a finished job earned. */
+static void reply_job(struct http_loop *lp, struct job *j)
+{
+	struct evhttp_request *req = j->req;
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	const struct order *o = &j->commit.order;
+
+	switch (j->result) {
+	case JOB_CREATED: {
+		char loc[16 + ORDERS_ID_MAX];
+
+		write_order(out, o, j->in.buyer_json);
+		snprintf(loc, sizeof(loc), "/v1/orders/%s", o->id);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+		send_reply(lp, req, 201);
+		return;
+	}
+	case JOB_FOUND: {
+		char buyer[REQUEST_BUYER_JSON_MAX + 1];
+
+		if (request_json_string(o->buyer, strlen(o->buyer), buyer, sizeof(buyer)) < 0)
+			strcpy(buyer, "\"\"");
+		write_order(out, o, buyer);
+		send_reply(lp, req, 200);
+		return;
+	}
+	case JOB_SOLD_OUT:
+		evbuffer_add_printf(out, "{\"error\":\"sold_out\",\"message\":"
+				    "\"not enough %s tickets left for %u: %lld available\","
+				    "\"available\":%lld}",
+				    j->in.tier == SELLER_VIP ? "vip or general" : "general",
+				    j->in.quantity, (long long)j->available,
+				    (long long)j->available);
+		send_reply(lp, req, 409);
+		return;
+	case JOB_DECLINED:
+		reply_error(lp, req, 402, "payment_declined",
+			    "the payment was declined; no tickets were sold");
+		return;
+	case JOB_UNAVAILABLE:
+		reply_error(lp, req, 503, "unavailable",
+			    "the order could not be recorded (%s); no tickets were sold",
+			    strerror(-j->error));
+		return;
+	case JOB_NOT_FOUND:
+		reply_error(lp, req, 404, "order_not_found", "no order %s", j->order_id);
+		return;
+	case JOB_FAILED:
+	default:
+		log_err("request failed: %s", strerror(-j->error));
+		reply_error(lp, req, 500, "internal_error", "internal error: %s",
+			    strerror(-j->error));
+		return;
+	}
+}
+
+static void on_pay_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct job *j = arg;
+
+	(void)fd;
+	(void)what;
+	purchase_settle(j); /* ends in http_job_done, maybe at once */
+}
+
+/* Handles a job that came back to its loop: arms the payment timer, or
+ * replies and recycles it. */
+static void job_finish(struct http_loop *lp, struct job *j)
+{
+	if (j->state == JOB_PAYING) {
+		struct timeval tv = {
+			.tv_sec = j->plan.latency_ms / 1000,
+			.tv_usec = (long)(j->plan.latency_ms % 1000) * 1000,
+		};
+
+		if (!j->timer)
+			j->timer = evtimer_new(lp->base, on_pay_timer, j);
+		if (j->timer && evtimer_add(j->timer, &tv) == 0)
+			return;
+		/* No timer: settle now rather than hold the reservation. */
+		log_warn("loop %u: cannot arm a payment timer; settling at once", lp->index);
+		purchase_settle(j);
+		return;
+	}
+	reply_job(lp, j);
+	lp->inflight--;
+	job_put(lp, j);
+	maybe_drained(lp);
+}
+
+static void wake(struct http_loop *lp)
+{
+	uint64_t one = 1;
+
+	if (write(lp->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_err("loop %u: eventfd write: %s", lp->index, strerror(errno));
+}
+
+void http_job_done(struct job *j)
+{
+	struct http_loop *lp = j->loop;
+	struct job *head;
+
+	if (cur_loop == lp) {
+		job_finish(lp, j);
+		return;
+	}
+	head = atomic_load_explicit(&lp->done_head, memory_order_relaxed);
+	do {
+		j->next = head;
+	} while (!atomic_compare_exchange_weak_explicit(&lp->done_head, &head, j,
+							memory_order_release,
+							memory_order_relaxed));
+	if (!head)
+		wake(lp);
+}
+
+/* ---- accepting and connections ------------------------------------------ */
+
+static void pause_accepting(struct http_loop *lp, const char *why)
+{
+	struct timeval tv = { 0, RESUME_MS * 1000 };
+
+	if (lp->paused || lp->draining)
+		return;
+	lp->paused = 1;
+	for (size_t i = 0; i < lp->http->nfds; i++)
+		if (lp->bound[i])
+			evconnlistener_disable(evhttp_bound_socket_get_listener(lp->bound[i]));
+	log_warn("loop %u: not accepting for now: %s", lp->index, why);
+	evtimer_add(lp->resume_ev, &tv);
+}
+
+static void resume_accepting(struct http_loop *lp)
+{
+	if (!lp->paused || lp->draining)
+		return;
+	lp->paused = 0;
+	for (size_t i = 0; i < lp->http->nfds; i++)
+		if (lp->bound[i])
+			evconnlistener_enable(evhttp_bound_socket_get_listener(lp->bound[i]));
+	log_info("loop %u: accepting again", lp->index);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_loop *lp = arg;
+	struct timeval tv = { 0, RESUME_MS * 1000 };
+
+	(void)fd;
+	(void)what;
+	if (atomic_load(&lp->http->nconn) < lp->http->conf->limits.max_connections)
+		resume_accepting(lp);
+	else if (lp->paused)
+		evtimer_add(lp->resume_ev, &tv);
+}
+
+/* accept() failed in a way libevent does not retry (EMFILE, ENFILE, ENOBUFS):
+ * stop accepting and try again on a timer instead of spinning. */
+static void on_accept_error(struct evconnlistener *lst, void *arg)
+{
+	struct http_loop *lp = cur_loop;
+	char why[96];
+
+	(void)lst;
+	(void)arg;
+	snprintf(why, sizeof(why), "accept: %s", strerror(errno));
+	if (lp)
+		pause_accepting(lp, why);
+}
+
+/* A connection is gone: uncounts it (slot may be NULL if never registered). */
+static void conn_gone(struct http_loop *lp, struct conn_slot *s)
+{
+	struct http *h = lp->http;
+	unsigned left;
+
+	if (s) {
+		if (s->busy)
+			lp->busy--;
+		s->evcon = NULL;
+		s->busy = 0;
+	}
+	lp->open--;
+	left = atomic_fetch_sub(&h->nconn, 1) - 1;
+	if (lp->paused && left < h->conf->limits.max_connections)
+		resume_accepting(lp);
+	maybe_drained(lp);
+}
+
+/* The slot of evcon, or NULL if it was never registered. */
+static struct conn_slot *slot_of(struct http_loop *lp, struct evhttp_connection *evcon)
+{
+	evutil_socket_t fd;
+
+	if (!evcon)
+		return NULL;
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	if (fd < 0 || (size_t)fd >= lp->nslots || lp->slots[fd].evcon != evcon)
+		return NULL;
+	return &lp->slots[fd];
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_loop *lp = arg;
+
+	conn_gone(lp, slot_of(lp, evcon));
+}
+
+/* Records evcon (fd) in the slot table; 0 or -ENOMEM. */
+static int slot_add(struct http_loop *lp, evutil_socket_t fd,
+		    struct evhttp_connection *evcon)
+{
+	if ((size_t)fd >= lp->nslots) {
+		size_t n = lp->nslots ? lp->nslots : 256;
+		struct conn_slot *s;
+
+		while (n <= (size_t)fd)
+			n *= 2;
+		s = realloc(lp->slots, n * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		memset(s + lp->nslots, 0, (n - lp->nslots) * sizeof(*s));
+		lp->slots = s;
+		lp->nslots = n;
+	}
+	lp->slots[fd].evcon = evcon;
+	lp->slots[fd].busy = 0;
+	return 0;
+}
+
+/* Runs in the same loop iteration as the accepts, after evhttp set the new
+ * connections up: registers each one's close callback and sets TCP_NODELAY. */
+static void on_new_conns(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_loop *lp = arg;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < lp->nfresh; i++) {
+		struct bufferevent *bev = lp->fresh[i];
+		bufferevent_data_cb readcb;
+		void *cbarg = NULL;
+		evutil_socket_t cfd = bufferevent_getfd(bev);
+		int one = 1;
+
+		bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
+		if (!readcb || !cbarg || cfd < 0) {
+			/* evhttp already dropped it (bufferevent_free clears the
+			 * callbacks; our reference kept the memory alive). */
+			conn_gone(lp, NULL);
+		} else if (slot_add(lp, cfd, cbarg) < 0) {
+			log_err("loop %u: out of memory; closing a new connection", lp->index);
+			evhttp_connection_free(cbarg);
+			conn_gone(lp, NULL);
+		} else {
+			setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			evhttp_connection_set_closecb(cbarg, on_conn_close, lp);
+		}
+		bufferevent_decref(bev);
+	}
+	lp->nfresh = 0;
+}
+
+/* evhttp's bevcb: makes the bufferevent of each new connection, so that the
+ * loop sees every connection (counted here, registered in on_new_conns). */
+static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
+{
+	struct http_loop *lp = arg;
+	struct http *h = lp->http;
+	struct bufferevent *bev;
+	unsigned n;
+
+	if (lp->nfresh == lp->freshcap) {
+		size_t cap = lp->freshcap ? lp->freshcap * 2 : 64;
+		struct bufferevent **f = realloc(lp->fresh, cap * sizeof(*f));
+
+		if (!f)
+			return NULL; /* evhttp makes its own; it goes uncounted */
+		lp->fresh = f;
+		lp->freshcap = cap;
+	}
+	bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		return NULL;
+	bufferevent_incref(bev);
+	lp->fresh[lp->nfresh++] = bev;
+	lp->open++;
+	n = atomic_fetch_add(&h->nconn, 1) + 1;
+	event_active(lp->newconn_ev, EV_TIMEOUT, 0);
+	if (n >= h->conf->limits.max_connections)
+		pause_accepting(lp, "max_connections reached");
+	return bev;
+}
+
+/* Marks the connection of req busy until its reply is written. */
+static void on_reply_written(struct evhttp_request *req, void *arg)
+{
+	struct http_loop *lp = arg;
+	struct conn_slot *s = slot_of(lp, evhttp_request_get_connection(req));
+
+	if (s && s->busy) {
+		s->busy = 0;
+		lp->busy--;
+		maybe_drained(lp);
+	}
+}
+
+/* ---- routes ------------------------------------------------------------- */
+
+static unsigned method_bit(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET: return REQ_GET;
+	case EVHTTP_REQ_HEAD: return REQ_HEAD;
+	case EVHTTP_REQ_POST: return REQ_POST;
+	case EVHTTP_REQ_PUT: return REQ_PUT;
+	case EVHTTP_REQ_DELETE: return REQ_DELETE;
+	case EVHTTP_REQ_PATCH: return REQ_PATCH;
+	case EVHTTP_REQ_OPTIONS: return REQ_OPTIONS;
+	default: return REQ_OTHER;
+	}
+}
+
+static void route_events(struct http_loop *lp, struct evhttp_request *req)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	struct catalog *cat = lp->http->cat;
+
+	evbuffer_add(out, "{\"events\":[", 11);
+	for (size_t i = 0; i < catalog_count(cat); i++) {
+		if (i)
+			evbuffer_add(out, ",", 1);
+		write_event(out, catalog_at(cat, i));
+	}
+	evbuffer_add(out, "]}", 2);
+	send_reply(lp, req, 200);
+}
+
+/* Queues a filled job; replies 503 itself when the pool is full. */
+static void submit(struct http_loop *lp, struct job *j, enum pool_lane lane)
+{
+	int rc = pool_submit(lp->http->pool, &j->task, lane);
+
+	if (rc < 0) {
+		struct evhttp_request *req = j->req;
+
+		job_put(lp, j);
+		if (rc == -EAGAIN)
+			reply_error(lp, req, 503, "overloaded",
+				    "the server is busy; retry shortly");
+		else
+			reply_error(lp, req, 503, "shutting_down",
+				    "the server is shutting down");
+		return;
+	}
+	lp->inflight++;
+}
+
+static void route_purchase(struct http_loop *lp, struct evhttp_request *req,
+			   struct catalog_event *ev)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	struct request_error rerr;
+	struct job *j = job_get(lp);
+
+	if (!j) {
+		reply_error(lp, req, 503, "overloaded", "out of memory; retry shortly");
+		return;
+	}
+	if (request_decode_purchase(body, len, lp->http->conf->limits.max_quantity,
+				    &j->in, &rerr) < 0) {
+		job_put(lp, j);
+		reply_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
+		return;
+	}
+	if (j->in.tier == SELLER_VIP) {
+		if (!ev->has_vip) {
+			job_put(lp, j);
+			reply_error(lp, req, 400, "unknown_tier",
+				    "event %s has no vip tier", ev->id);
+			return;
+		}
+		if (!j->in.has_vip_code ||
+		    !catalog_vip_code_ok(ev, j->in.vip_code, strlen(j->in.vip_code))) {
+			job_put(lp, j);
+			reply_error(lp, req, 403, "invalid_vip_code",
+				    "a vip purchase needs the event's vip_code");
+			return;
+		}
+	}
+	j->kind = JOB_PURCHASE;
+	j->ev = ev;
+	j->req = req;
+	submit(lp, j, j->in.tier == SELLER_VIP && ev->vip_first ? POOL_PRIORITY
+								: POOL_NORMAL);
+}
+
+static void route_order(struct http_loop *lp, struct evhttp_request *req,
+			const struct request_route *rt)
+{
+	struct job *j = job_get(lp);
+
+	if (!j) {
+		reply_error(lp, req, 503, "overloaded", "out of memory; retry shortly");
+		return;
+	}
+	j->kind = JOB_ORDER;
+	j->ev = NULL;
+	memcpy(j->order_id, rt->id, rt->id_len);
+	j->order_id[rt->id_len] = '\0';
+	j->req = req;
+	submit(lp, j, POOL_NORMAL);
+}
+
+/* evhttp's generic callback: every request that parsed lands here. */
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct http_loop *lp = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	unsigned method = method_bit(evhttp_request_get_command(req));
+	struct conn_slot *s = slot_of(lp, evhttp_request_get_connection(req));
+	struct request_route rt;
+	struct catalog_event *ev;
+
+	if (s && !s->busy) {
+		s->busy = 1;
+		lp->busy++;
+	}
+	evhttp_request_set_on_complete_cb(req, on_reply_written, lp);
+	if (lp->draining) {
+		reply_error(lp, req, 503, "shutting_down", "the server is shutting down");
+		return;
+	}
+	if (!path)
+		path = "";
+	if (request_route(path, strlen(path), &rt) == ROUTE_NOT_FOUND) {
+		reply_error(lp, req, 404, "not_found", "no such path; see docs/api.md");
+		return;
+	}
+	if (!(method & rt.allowed)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", rt.allow);
+		reply_error(lp, req, 405, "method_not_allowed",
+			    "this path answers %s only", rt.allow);
+		return;
+	}
+	switch (rt.kind) {
+	case ROUTE_HEALTHZ:
+		evbuffer_add(evhttp_request_get_output_buffer(req), "{\"status\":\"ok\"}", 15);
+		send_reply(lp, req, 200);
+		return;
+	case ROUTE_EVENTS:
+		route_events(lp, req);
+		return;
+	case ROUTE_EVENT:
+	case ROUTE_PURCHASE:
+		ev = catalog_find(lp->http->cat, rt.id, rt.id_len);
+		if (!ev) {
+			reply_error(lp, req, 404, "event_not_found", "no event %.*s",
+				    (int)rt.id_len, rt.id);
+			return;
+		}
+		if (rt.kind == ROUTE_PURCHASE) {
+			route_purchase(lp, req, ev);
+		} else {
+			write_event(evhttp_request_get_output_buffer(req), ev);
+			send_reply(lp, req, 200);
+		}
+		return;
+	case ROUTE_ORDER:
+		route_order(lp, req, &rt);
+		return;
+	default:
+		reply_error(lp, req, 404, "not_found", "no such path; see docs/api.md");
+		return;
+	}
+}
+
+/* ---- loop control ------------------------------------------------------- */
+
+/* Stops accepting, closes idle connections, and drains what is left. */
+static void loop_drain(struct http_loop *lp)
+{
+	struct http *h = lp->http;
+
+	if (lp->draining)
+		return;
+	lp->draining = 1;
+	evtimer_del(lp->resume_ev);
+	for (size_t i = 0; i < h->nfds; i++) {
+		if (lp->bound[i]) {
+			evhttp_del_accept_socket(lp->evh, lp->bound[i]);
+			lp->bound[i] = NULL;
+		}
+	}
+	for (size_t fd = 0; fd < lp->nslots; fd++)
+		if (lp->slots[fd].evcon && !lp->slots[fd].busy)
+			evhttp_connection_free(lp->slots[fd].evcon); /* -> conn_gone */
+	log_debug("loop %u draining: %u in flight, %u busy connections", lp->index,
+		  lp->inflight, lp->busy);
+	maybe_drained(lp);
+}
+
+/* The eventfd fired: finish every job that came back, then obey main. */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_loop *lp = arg;
+	struct job *list, *fifo = NULL;
+	uint64_t n;
+	unsigned ctl;
+
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_err("loop %u: eventfd read: %s", lp->index, strerror(errno));
+	list = atomic_exchange_explicit(&lp->done_head, NULL, memory_order_acquire);
+	while (list) { /* the stack is newest first: reverse it */
+		struct job *j = list;
+
+		list = j->next;
+		j->next = fifo;
+		fifo = j;
+	}
+	while (fifo) {
+		struct job *j = fifo;
+
+		fifo = j->next;
+		job_finish(lp, j);
+	}
+	ctl = atomic_exchange(&lp->ctl, 0);
+	if (ctl & CTL_DRAIN)
+		loop_drain(lp);
+	if (ctl & CTL_EXIT)
+		event_base_loopbreak(lp->base);
+}
+
+static void *loop_main(void *arg)
+{
+	struct http_loop *lp = arg;
+	struct http *h = lp->http;
+
+	cur_loop = lp;
+	pthread_mutex_lock(&h->start_lock);
+	h->nstarted++;
+	pthread_cond_broadcast(&h->start_cond);
+	pthread_mutex_unlock(&h->start_lock);
+	if (event_base_loop(lp->base, 0) < 0)
+		log_err("loop %u: event loop failed", lp->index);
+	cur_loop = NULL;
+	return NULL;
+}
+
+static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
+		     char *err, size_t errlen)
+{
+	const struct conf *c = h->conf;
+	struct event_config *ecfg = event_config_new();
+	struct timeval tmo = {
+		.tv_sec = c->limits.request_timeout_ms / 1000,
+		.tv_usec = (long)(c->limits.request_timeout_ms % 1000) * 1000,
+	};
+
+	lp->http = h;
+	lp->index = index;
+	lp->efd = -1;
+	/* Nobody but this loop's thread calls into the base. */
+	if (ecfg)
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
+	lp->base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+	event_config_free(ecfg);
+	lp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	lp->evh = lp->base ? evhttp_new(lp->base) : NULL;
+	lp->bound = calloc(h->nfds ? h->nfds : 1, sizeof(*lp->bound));
+	if (!lp->base || lp->efd < 0 || !lp->evh || !lp->bound) {
+		snprintf(err, errlen, "loop %u: cannot create its event base: %s", index,
+			 strerror(errno ? errno : ENOMEM));
+		return -ENOMEM;
+	}
+	lp->wake_ev = event_new(lp->base, lp->efd, EV_READ | EV_PERSIST, on_wake, lp);
+	lp->newconn_ev = event_new(lp->base, -1, 0, on_new_conns, lp);
+	lp->resume_ev = evtimer_new(lp->base, on_resume, lp);
+	if (!lp->wake_ev || !lp->newconn_ev || !lp->resume_ev ||
+	    event_add(lp->wake_ev, NULL) < 0) {
+		snprintf(err, errlen, "loop %u: cannot create its events", index);
+		return -ENOMEM;
+	}
+	evhttp_set_allowed_methods(lp->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+				   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+				   EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+				   EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(lp->evh, "application/json");
+	evhttp_set_max_body_size(lp->evh, (ev_ssize_t)c->limits.max_body_bytes);
+	evhttp_set_max_headers_size(lp->evh, (ev_ssize_t)c->limits.max_header_bytes);
+	evhttp_set_timeout_tv(lp->evh, &tmo);
+	evhttp_set_flags(lp->evh, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_gencb(lp->evh, on_request, lp);
+	evhttp_set_bevcb(lp->evh, on_new_bev, lp);
+	for (size_t i = 0; i < h->nfds; i++) {
+		/* No LEV_OPT_CLOSE_ON_FREE: every loop shares the fd. */
+		struct evconnlistener *lst = evconnlistener_new(lp->base, NULL, NULL,
+								LEV_OPT_CLOSE_ON_EXEC,
+								0, h->fds[i]);
+
+		if (lst)
+			lp->bound[i] = evhttp_bind_listener(lp->evh, lst);
+		if (!lst || !lp->bound[i]) {
+			if (lst)
+				evconnlistener_free(lst);
+			snprintf(err, errlen, "loop %u: cannot listen on fd %d", index,
+				 h->fds[i]);
+			return -ENOMEM;
+		}
+		evconnlistener_set_error_cb(lst, on_accept_error);
+	}
+	return 0;
+}
+
+int http_create(const struct http_options *o, struct http **out,
+		char *err, size_t errlen)
+{
+	struct http *h = calloc(1, sizeof(*h));
+	int rc;
+
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	h->conf = o->conf;
+	h->cat = o->catalog;
+	h->pool = o->pool;
+	h->env = o->env;
+	h->fds = o->fds;
+	h->nfds = o->nfds;
+	h->on_drained = o->drained;
+	h->arg = o->arg;
+	pthread_mutex_init(&h->start_lock, NULL);
+	pthread_cond_init(&h->start_cond, NULL);
+	h->loops = calloc(o->conf->io_threads, sizeof(*h->loops));
+	if (!h->loops) {
+		snprintf(err, errlen, "out of memory");
+		http_destroy(h);
+		return -ENOMEM;
+	}
+	h->nloops = o->conf->io_threads;
+	for (unsigned i = 0; i < h->nloops; i++) {
+		rc = loop_init(h, &h->loops[i], i, err, errlen);
+		if (rc < 0) {
+			http_destroy(h);
+			return rc;
+		}
+	}
+	*out = h;
+	return 0;
+}
+
+int http_start(struct http *h, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < h->nloops; i++) {
+		int rc = pthread_create(&h->loops[i].thread, NULL, loop_main, &h->loops[i]);
+
+		if (rc) {
+			snprintf(err, errlen, "cannot start loop %u: %s", i, strerror(rc));
+			http_stop(h);
+			return -rc;
+		}
+		h->loops[i].started = 1;
+	}
+	pthread_mutex_lock(&h->start_lock);
+	while (h->nstarted < h->nloops)
+		pthread_cond_wait(&h->start_cond, &h->start_lock);
+	pthread_mutex_unlock(&h->start_lock);
+	return 0;
+}
+
+/* Posts control bits to a loop and wakes it. */
+static void post_ctl(struct http_loop *lp, unsigned bits)
+{
+	atomic_fetch_or(&lp->ctl, bits);
+	wake(lp);
+}
+
+void http_drain(struct http *h)
+{
+	for (unsigned i = 0; i < h->nloops; i++)
+		post_ctl(&h->loops[i], CTL_DRAIN);
+}
+
+void http_stop(struct http *h)
+{
+	for (unsigned i = 0; i < h->nloops; i++)
+		if (h->loops[i].started)
+			post_ctl(&h->loops[i], CTL_EXIT);
+	for (unsigned i = 0; i < h->nloops; i++) {
+		if (h->loops[i].started) {
+			pthread_join(h->loops[i].thread, NULL);
+			h->loops[i].started = 0;
+		}
+	}
+}
+
+/* Frees one stopped loop. */
+static void loop_free(struct http_loop *lp)
+{
+	struct job *j;
+
+	/* Jobs that came back after the loop stopped: only a reservation whose
+	 * payment never finished still holds tickets. */
+	for (j = lp->all_jobs; j; j = j->all_next) {
+		if (j->req && j->kind == JOB_PURCHASE && j->state == JOB_PAYING) {
+			seller_release(j->ev->seller, j->from, j->in.quantity);
+			log_warn("loop %u: released %u %s tickets of %s whose payment "
+				 "never finished", lp->index, j->in.quantity,
+				 seller_pool_name(j->from), j->ev->id);
+		}
+	}
+	/* evhttp_free frees the listeners, then closes every connection
+	 * (conn_gone runs for each): keep conn_gone off the listeners. */
+	lp->draining = 1;
+	lp->drained = 1;
+	for (size_t i = 0; lp->bound && i < lp->http->nfds; i++)
+		lp->bound[i] = NULL;
+	if (lp->evh)
+		evhttp_free(lp->evh);
+	while ((j = lp->all_jobs)) {
+		lp->all_jobs = j->all_next;
+		if (j->timer)
+			event_free(j->timer);
+		free(j);
+	}
+	/* Connections evhttp_free closed called conn_gone; fresh ones too. */
+	for (size_t i = 0; i < lp->nfresh; i++)
+		bufferevent_decref(lp->fresh[i]);
+	free(lp->fresh);
+	free(lp->slots);
+	free(lp->bound);
+	if (lp->wake_ev)
+		event_free(lp->wake_ev);
+	if (lp->newconn_ev)
+		event_free(lp->newconn_ev);
+	if (lp->resume_ev)
+		event_free(lp->resume_ev);
+	if (lp->base)
+		event_base_free(lp->base);
+	if (lp->efd >= 0)
+		close(lp->efd);
+}
+
+void http_destroy(struct http *h)
+{
+	if (!h)
+		return;
+	http_stop(h);
+	for (unsigned i = 0; h->loops && i < h->nloops; i++)
+		loop_free(&h->loops[i]);
+	free(h->loops);
+	pthread_cond_destroy(&h->start_cond);
+	pthread_mutex_destroy(&h->start_lock);
+	free(h);
+}
+
+unsigned http_connections(struct http *h)
+{
+	return atomic_load(&h->nconn);
+}

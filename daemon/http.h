@@ -1,0 +1,68 @@
+/*
+ * http.h: ticketd's HTTP front end. io_threads event loops, each a thread
+ * with its own event_base and evhttp, all accepting on the same listening
+ * sockets. A loop routes each request, answers what it can at once (health,
+ * events, every client error) and hands purchases and order lookups to the
+ * worker pool as jobs; the job comes back through the loop's completion
+ * queue (an MPSC list plus one eventfd wakeup per batch) and the loop that
+ * owns the connection sends the reply. Nothing else crosses threads.
+ */
+#ifndef TICKETD_HTTP_H
+#define TICKETD_HTTP_H
+
+#include <stddef.h>
+
+#include "catalog.h"
+#include "conf.h"
+#include "job.h"
+#include "pool.h"
+
+struct http;
+
+struct http_options {
+	const struct conf *conf;       /* limits, io_threads; read-only */
+	struct catalog *catalog;
+	struct pool *pool;
+	const struct job_env *env;     /* handed to every job */
+	const int *fds;                /* listening sockets, shared by all loops; */
+	size_t nfds;                   /*   the caller owns and closes them */
+	/* Called once, from some loop thread, when every loop has drained
+	 * after http_drain; must be thread-safe (e.g. event_active). */
+	void (*drained)(void *arg);
+	void *arg;
+};
+
+/* Creates a listening TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking,
+ * close-on-exec) bound to l. Returns 0 with *fd and the address really bound
+ * (port 0 resolved) in bound, e.g. "127.0.0.1:43123"; or -errno with err. */
+int http_listen(const struct conf_listen *l, int *fd, char *bound, size_t boundlen,
+		char *err, size_t errlen);
+/* Writes the local address of a listening socket as "addr:port" / "[v6]:port";
+ * 0 or -errno. */
+int http_sockname(int fd, char *buf, size_t len);
+
+/* Builds the loops (bases, evhttp, listeners); no thread runs yet. Call
+ * evthread_use_pthreads() first. Returns 0 or -errno with err. */
+int http_create(const struct http_options *o, struct http **out,
+		char *err, size_t errlen);
+/* Starts the loop threads; returns once every loop is running. */
+int http_start(struct http *h, char *err, size_t errlen);
+/* Shutdown, step 1 (any thread): every loop stops accepting, closes its idle
+ * connections, answers what is in flight with Connection: close, and reports
+ * through o->drained once nothing is left. */
+void http_drain(struct http *h);
+/* Step 2: stops the loops and joins their threads (drained or not). */
+void http_stop(struct http *h);
+/* Step 3, after the pool and the order store have stopped: frees the loops.
+ * Jobs still held are dropped without a reply; a reservation whose payment
+ * never finished is released. */
+void http_destroy(struct http *h);
+
+/* Hands a job back to its loop, from any thread (a worker, the ledger, or
+ * the loop itself, which then finishes it at once). */
+void http_job_done(struct job *j);
+
+/* Open connections over all loops. */
+unsigned http_connections(struct http *h);
+
+#endif /* TICKETD_HTTP_H */

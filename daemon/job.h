@@ -1,0 +1,80 @@
+/*
+ * job.h: the unit of work that leaves an event loop. A loop thread decodes a
+ * request into a job (copying everything it needs: no evhttp object is read
+ * off the loop), hands it to the worker pool, and gets it back through its
+ * completion queue; only that loop replies and only that loop touches
+ * job->req and job->timer. Jobs are recycled through their loop's free list,
+ * so the hot path allocates nothing here.
+ *
+ * A purchase job goes: QUEUED (pool) -> [PAYING (loop timer, async payment)]
+ * -> DONE (loop replies). Its tickets are reserved before PAYING and are
+ * either confirmed (orders_commit done with 0) or released before DONE.
+ */
+#ifndef TICKETD_JOB_H
+#define TICKETD_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog.h"
+#include "orders.h"
+#include "payment.h"
+#include "pool.h"
+#include "request.h"
+
+struct evhttp_request;
+struct event;
+struct http_loop;
+
+enum job_kind {
+	JOB_PURCHASE = 0,
+	JOB_ORDER,          /* GET /v1/orders/{id} */
+};
+
+enum job_state {
+	JOB_QUEUED = 0,     /* in the pool's queue or on a worker */
+	JOB_PAYING,         /* reserved; the loop waits out the payment latency */
+	JOB_DONE,           /* result final; the loop replies */
+};
+
+enum job_result {
+	JOB_CREATED = 0,    /* 201: order confirmed */
+	JOB_SOLD_OUT,       /* 409 */
+	JOB_DECLINED,       /* 402: payment declined, tickets released */
+	JOB_UNAVAILABLE,    /* 503: the order store failed, tickets released */
+	JOB_FOUND,          /* 200: order lookup */
+	JOB_NOT_FOUND,      /* 404: order lookup */
+	JOB_FAILED,         /* 500: an internal error (error holds -errno) */
+};
+
+/* What a worker needs besides the job itself; shared, read-only. */
+struct job_env {
+	struct orders *orders;
+	struct payment *payment;
+};
+
+struct job {
+	struct pool_task task;        /* pool link; must stay first */
+	struct job *next;             /* completion queue and free list link */
+	struct job *all_next;         /* every job its loop ever made (teardown) */
+	struct http_loop *loop;       /* the owning loop: it alone replies */
+	const struct job_env *env;
+	struct evhttp_request *req;   /* owning loop only */
+	struct event *timer;          /* async payment timer, owning loop only */
+	enum job_kind kind;
+	enum job_state state;
+	enum job_result result;
+	int error;                    /* -errno for JOB_UNAVAILABLE, JOB_FAILED */
+	struct catalog_event *ev;     /* purchase: the event */
+	struct request_purchase in;   /* purchase: the decoded body */
+	enum seller_pool from;        /* purchase: pool reserved from */
+	int64_t available;            /* sold out: largest quantity buyable now */
+	struct payment_plan plan;     /* purchase: payment settings it started with */
+	struct orders_commit commit;  /* the order: filled for 201 and 200 */
+	char order_id[REQUEST_ID_MAX + 1]; /* JOB_ORDER: the id asked for */
+};
+
+#define job_of_task(t) ((struct job *)((char *)(t) - offsetof(struct job, task)))
+#define job_of_commit(c) ((struct job *)((char *)(c) - offsetof(struct job, commit)))
+
+#endif /* TICKETD_JOB_H */

@@ -1,0 +1,462 @@
+/*
+ * main.c: ticketd's command line, start-up and shutdown. The main thread
+ * reads the config, opens the state dir, builds the events, the payment
+ * provider, the worker pool and the event loops, binds (or takes from
+ * systemd) the listening sockets, and then only waits for signals on its own
+ * event_base. SIGTERM and SIGINT start a drain: the loops stop accepting and
+ * finish what is in flight; when every loop reports drained (or the drain
+ * timeout passes) everything is stopped and freed in reverse order and the
+ * process exits 0. The loops reach the main thread only through event_active
+ * on its base (made thread-safe by evthread_use_pthreads).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "catalog.h"
+#include "conf.h"
+#include "http.h"
+#include "log.h"
+#include "orders.h"
+#include "payment.h"
+#include "pool.h"
+#include "purchase.h"
+#include "sd.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+
+#define DEFAULT_CONFIG SYSCONFDIR "/ticketd/ticketd.conf"
+#define STATUS_INTERVAL_S 2
+
+/* Exit statuses. */
+#define EXIT_USAGE 2
+
+struct options {
+	const char *config;
+	const char *listen;
+	const char *state_dir;
+	const char *seller;
+	unsigned conf_flags;
+	int check;
+	int list_sellers;
+};
+
+/* The running daemon, as the main thread's callbacks see it. */
+struct daemon {
+	const struct conf *conf;
+	struct catalog *cat;
+	struct http *http;
+	struct pool *pool;
+	struct event_base *base;
+	struct event *drained_ev;
+	struct event *drain_timer;
+	struct event *status_timer;
+	int stopping;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ticketd [OPTION]...\n"
+		"Sell tickets over HTTP, every ticket exactly once.\n"
+		"\n"
+		"  -c, --config FILE         configuration file (default %s)\n"
+		"  -l, --listen ADDR:PORT    listen here instead of the config's \"listen\";\n"
+		"                            ADDR is numeric IPv4 or [IPv6], PORT may be 0\n"
+		"  -s, --state-dir DIR       keep state in DIR instead of the config's \"state_dir\"\n"
+		"      --seller NAME         use seller core NAME for every event\n"
+		"      --allow-unsafe-seller accept a core marked unsafe (demonstrations only)\n"
+		"      --list-sellers        print the safe seller cores and exit\n"
+		"  -t, --check-config        check the configuration, print a summary, exit\n"
+		"                            0 if it is valid and 1 if not\n"
+		"  -V, --version             print the version and exit\n"
+		"  -h, --help                print this help and exit\n"
+		"\n"
+		"Signals: SIGTERM or SIGINT stop accepting, finish the requests in flight\n"
+		"(at most limits.drain_timeout_ms) and exit 0; a second one exits at once.\n"
+		"Exit status: 0 success, 1 configuration or start-up error, 2 usage error.\n"
+		"Routes and configuration keys: docs/api.md, conf/ticketd.conf.\n",
+		DEFAULT_CONFIG);
+}
+
+/* Parses argv into o; returns -1 to exit 0 (help, version), 0 to go on, or
+ * EXIT_USAGE. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_SELLER = 256, OPT_UNSAFE, OPT_LIST };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "seller", required_argument, NULL, OPT_SELLER },
+		{ "allow-unsafe-seller", no_argument, NULL, OPT_UNSAFE },
+		{ "list-sellers", no_argument, NULL, OPT_LIST },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->config = DEFAULT_CONFIG;
+	while ((c = getopt_long(argc, argv, "c:l:s:tVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case 's': o->state_dir = optarg; break;
+		case OPT_SELLER: o->seller = optarg; break;
+		case OPT_UNSAFE: o->conf_flags |= CONF_ALLOW_UNSAFE; break;
+		case OPT_LIST: o->list_sellers = 1; break;
+		case 't': o->check = 1; break;
+		case 'V':
+			printf("ticketd %s\n", PACKAGE_VERSION);
+			return -1;
+		case 'h':
+			usage(stdout);
+			return -1;
+		default:
+			fprintf(stderr, "Try 'ticketd --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ticketd: unexpected argument '%s'\nTry 'ticketd --help'.\n",
+			argv[optind]);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void list_sellers(unsigned flags)
+{
+	for (size_t i = 0; i < seller_core_count(); i++) {
+		const struct seller_core *c = seller_core_at(i);
+
+		if (!(c->flags & SELLER_CORE_UNSAFE))
+			printf("%s\t%s\n", c->name, c->summary);
+		else if (flags & CONF_ALLOW_UNSAFE)
+			printf("%s\t(unsafe) %s\n", c->name, c->summary);
+	}
+}
+
+/* Loads the config and applies the command line on top; 0 or 1. */
+static int load(const struct options *o, struct conf **out)
+{
+	char err[512];
+	struct conf *c;
+
+	if (conf_load(o->config, o->conf_flags, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ticketd: %s\n", err);
+		return 1;
+	}
+	if (o->listen && conf_set_listen(c, o->listen) < 0) {
+		fprintf(stderr, "ticketd: --listen %s: not a numeric \"addr:port\" or "
+			"\"[v6addr]:port\"\n", o->listen);
+		goto fail;
+	}
+	if (o->state_dir && conf_set_state_dir(c, o->state_dir) < 0) {
+		fprintf(stderr, "ticketd: out of memory\n");
+		goto fail;
+	}
+	if (o->seller && conf_set_seller(c, o->seller, o->conf_flags, err,
+					 sizeof(err)) < 0) {
+		fprintf(stderr, "ticketd: --seller: %s\n", err);
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	conf_free(c);
+	return 1;
+}
+
+/* Sold and capacity over every event and tier. */
+static void totals(struct catalog *cat, long long *sold, long long *cap)
+{
+	*sold = *cap = 0;
+	for (size_t i = 0; i < catalog_count(cat); i++) {
+		struct seller_snapshot s;
+
+		seller_snapshot(catalog_at(cat, i)->seller, &s);
+		for (int p = 0; p < SELLER_NPOOLS; p++) {
+			*sold += s.sold[p];
+			*cap += s.capacity[p];
+		}
+	}
+}
+
+static void on_status(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	long long sold, cap;
+
+	(void)fd;
+	(void)what;
+	totals(d->cat, &sold, &cap);
+	sysd_notify_status("serving %zu events, %lld/%lld tickets sold, %u connections",
+			   catalog_count(d->cat), sold, cap, http_connections(d->http));
+}
+
+/* Every loop drained (runs on the main thread, activated from a loop). */
+static void on_drained(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("every request in flight is answered");
+	event_base_loopbreak(d->base);
+}
+
+/* The loops' drained callback: any thread. */
+static void drained_cb(void *arg)
+{
+	struct daemon *d = arg;
+
+	event_active(d->drained_ev, EV_READ, 0);
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("drain timeout (%u ms): exiting with %u connections still open",
+		 d->conf->limits.drain_timeout_ms, http_connections(d->http));
+	event_base_loopbreak(d->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct timeval tv = {
+		.tv_sec = d->conf->limits.drain_timeout_ms / 1000,
+		.tv_usec = (long)(d->conf->limits.drain_timeout_ms % 1000) * 1000,
+	};
+
+	(void)what;
+	if (sig == SIGHUP) {
+		log_warn("SIGHUP: configuration reload is not supported yet; ignored");
+		return;
+	}
+	if (d->stopping) {
+		log_warn("%s again: exiting without waiting", strsignal((int)sig));
+		event_base_loopbreak(d->base);
+		return;
+	}
+	d->stopping = 1;
+	log_notice("%s: shutting down, draining for at most %u ms", strsignal((int)sig),
+		   d->conf->limits.drain_timeout_ms);
+	sysd_notify_stopping();
+	http_drain(d->http);
+	evtimer_add(d->drain_timer, &tv);
+}
+
+/* Logs the final figures of every event. */
+static void log_figures(struct catalog *cat)
+{
+	for (size_t i = 0; i < catalog_count(cat); i++) {
+		struct catalog_event *ev = catalog_at(cat, i);
+		struct seller_snapshot s;
+
+		seller_snapshot(ev->seller, &s);
+		if (ev->has_vip)
+			log_notice("event %s: general %lld of %lld sold, vip %lld of %lld sold",
+				   ev->id, (long long)s.sold[SELLER_GENERAL],
+				   (long long)s.capacity[SELLER_GENERAL],
+				   (long long)s.sold[SELLER_VIP],
+				   (long long)s.capacity[SELLER_VIP]);
+		else
+			log_notice("event %s: general %lld of %lld sold", ev->id,
+				   (long long)s.sold[SELLER_GENERAL],
+				   (long long)s.capacity[SELLER_GENERAL]);
+	}
+}
+
+/* Opens the listening sockets: systemd's, or the config's. Returns the
+ * count (fds in *fds, *owned if we made them), or -1. */
+static int open_sockets(const struct conf *c, int **fds, int *owned)
+{
+	char err[256], addr[96];
+	int first, n, i;
+
+	n = sysd_listen_fds(&first, err, sizeof(err));
+	if (n < 0) {
+		log_err("socket activation: %s", err);
+		return -1;
+	}
+	*owned = n == 0;
+	if (n == 0)
+		n = (int)c->nlisten;
+	*fds = calloc((size_t)n, sizeof(**fds));
+	if (!*fds) {
+		log_err("out of memory");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (*owned) {
+			if (http_listen(&c->listen[i], &(*fds)[i], addr, sizeof(addr),
+					err, sizeof(err)) < 0) {
+				log_err("%s", err);
+				goto fail;
+			}
+			log_notice("listening on %s", addr);
+		} else {
+			(*fds)[i] = first + i;
+			http_sockname(first + i, addr, sizeof(addr));
+			log_notice("listening on %s (socket from systemd)", addr);
+		}
+	}
+	return n;
+fail:
+	while (i-- > 0)
+		close((*fds)[i]);
+	free(*fds);
+	*fds = NULL;
+	return -1;
+}
+
+/* Runs the daemon until a signal stops it; returns the exit status. */
+static int run(const struct conf *c)
+{
+	struct daemon d = { .conf = c };
+	struct orders *orders = NULL;
+	struct payment *payment = NULL;
+	struct job_env env;
+	struct event *sigs[3] = { NULL, NULL, NULL };
+	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	struct timeval status_tv = { STATUS_INTERVAL_S, 0 };
+	int *fds = NULL, nfds = 0, owned = 0, rc = 1;
+	char err[512];
+
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() < 0) {
+		log_err("libevent: no pthreads support");
+		return 1;
+	}
+	if (orders_open(c->state_dir, &orders, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	if (catalog_create(c, NULL, NULL, &d.cat, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	if (payment_create(c->payment.latency_ms, c->payment.decline_rate,
+			   c->payment.mode, &payment) < 0 ||
+	    pool_create(c->workers, c->queue_depth, purchase_work, NULL, &d.pool) < 0) {
+		log_err("cannot start the worker pool");
+		goto out;
+	}
+	env.orders = orders;
+	env.payment = payment;
+	nfds = open_sockets(c, &fds, &owned);
+	if (nfds < 0)
+		goto out;
+	d.base = event_base_new();
+	if (!d.base)
+		goto out;
+	d.drained_ev = event_new(d.base, -1, 0, on_drained, &d);
+	d.drain_timer = evtimer_new(d.base, on_drain_timeout, &d);
+	d.status_timer = event_new(d.base, -1, EV_PERSIST, on_status, &d);
+	for (int i = 0; i < 3; i++)
+		sigs[i] = evsignal_new(d.base, signums[i], on_signal, &d);
+	if (!d.drained_ev || !d.drain_timer || !d.status_timer || !sigs[0] || !sigs[1] ||
+	    !sigs[2] || evsignal_add(sigs[0], NULL) < 0 || evsignal_add(sigs[1], NULL) < 0 ||
+	    evsignal_add(sigs[2], NULL) < 0 || event_add(d.status_timer, &status_tv) < 0) {
+		log_err("cannot set up the main event loop");
+		goto out;
+	}
+	{
+		struct http_options ho = {
+			.conf = c, .catalog = d.cat, .pool = d.pool, .env = &env,
+			.fds = fds, .nfds = (size_t)nfds, .drained = drained_cb, .arg = &d,
+		};
+
+		if (http_create(&ho, &d.http, err, sizeof(err)) < 0 ||
+		    http_start(d.http, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			goto out;
+		}
+	}
+	log_notice("ticketd %s ready: %zu events, %u io threads, %u workers, seller %s, "
+		   "payment %s %u ms, state_dir %s (epoch %llu)", PACKAGE_VERSION,
+		   catalog_count(d.cat), c->io_threads, c->workers, c->core->name,
+		   conf_payment_mode_name(c->payment.mode), c->payment.latency_ms,
+		   c->state_dir, (unsigned long long)orders_epoch(orders));
+	sysd_notify_ready();
+	on_status(-1, 0, &d);
+	event_base_dispatch(d.base);
+	rc = 0;
+out:
+	/* Reverse order: loops stop, the pool finishes its queue, the order
+	 * store answers the last commits, then the loops drop what is left. */
+	if (d.http)
+		http_stop(d.http);
+	if (d.pool)
+		pool_stop(d.pool);
+	if (d.cat && rc == 0)
+		log_figures(d.cat);
+	orders_close(orders);
+	http_destroy(d.http);
+	pool_destroy(d.pool);
+	catalog_destroy(d.cat);
+	payment_destroy(payment);
+	for (int i = 0; owned && i < nfds; i++)
+		close(fds[i]);
+	free(fds);
+	for (int i = 0; i < 3; i++)
+		if (sigs[i])
+			event_free(sigs[i]);
+	if (d.drained_ev)
+		event_free(d.drained_ev);
+	if (d.drain_timer)
+		event_free(d.drain_timer);
+	if (d.status_timer)
+		event_free(d.status_timer);
+	if (d.base)
+		event_base_free(d.base);
+	if (rc == 0)
+		log_notice("stopped");
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct conf *c = NULL;
+	int rc;
+
+	log_init();
+	rc = parse_args(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (o.list_sellers) {
+		list_sellers(o.conf_flags);
+		return 0;
+	}
+	if (load(&o, &c))
+		return 1;
+	if (o.check) {
+		conf_summary(c, stdout);
+		conf_free(c);
+		return 0;
+	}
+	log_set_level(c->log_level);
+	rc = run(c);
+	conf_free(c);
+	libevent_global_shutdown();
+	return rc;
+}
