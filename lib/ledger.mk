@@ -33,3 +33,10 @@ ledger_tests += tests/lib/test_ledger_audit
 tests_lib_test_ledger_audit_SOURCES = tests/lib/test_ledger_audit.c
 tests_lib_test_ledger_audit_CFLAGS = $(LEDGER_TEST_CFLAGS)
 tests_lib_test_ledger_audit_LDADD = $(LEDGER_TEST_LDADD) $(SQLITE_LIBS)
+
+# Benchmark: group commit's batch sizes and commit latency, sync full vs off.
+noinst_PROGRAMS += tests/bench/bench_ledger
+BENCH_BINS += tests/bench/bench_ledger
+tests_bench_bench_ledger_SOURCES = tests/bench/bench_ledger.c
+tests_bench_bench_ledger_CFLAGS = $(LEDGER_TEST_CFLAGS)
+tests_bench_bench_ledger_LDADD = $(LEDGER_TEST_LDADD)
