@@ -32,9 +32,10 @@
 
 #include "seller.h"
 
+/* 128: the adjacent-line prefetcher moves 64-byte lines in pairs. */
 struct atomic_pool {
-	_Alignas(64) atomic_int_fast64_t sold; /* tickets out; the one contended word */
-	_Alignas(64) atomic_int_fast64_t capacity; /* only grows; read-mostly line */
+	_Alignas(128) atomic_int_fast64_t sold; /* tickets out; the one contended word */
+	_Alignas(128) atomic_int_fast64_t capacity; /* only grows; read-mostly line */
 	atomic_uint_fast64_t inc_started;  /* releases/grows that began raising availability */
 	atomic_uint_fast64_t inc_finished; /* ... and that are done */
 };
@@ -46,7 +47,7 @@ struct atomic_seller {
 
 static int atomic_create(const struct seller_params *p, struct seller **out)
 {
-	struct atomic_seller *a = aligned_alloc(64, sizeof(*a));
+	struct atomic_seller *a = aligned_alloc(128, sizeof(*a));
 
 	if (!a)
 		return -ENOMEM;

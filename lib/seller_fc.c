@@ -48,8 +48,10 @@ struct fc_req {
 	int from;       /* pool taken from, when rc == SELLER_OK */
 };
 
+/* Slots and the lock sit 128 bytes apart: the adjacent-line prefetcher
+ * moves 64-byte lines in pairs. */
 struct fc_slot {
-	_Alignas(64) atomic_uint owner; /* 1 while a call uses this slot */
+	_Alignas(128) atomic_uint owner; /* 1 while a call uses this slot */
 	atomic_uint done;               /* 0 once published, 1 once answered */
 	atomic_uint waiting;            /* 1 while the owner sleeps, or is about to */
 	atomic_uint wake;               /* futex word: bumped to wake the owner */
@@ -60,7 +62,7 @@ struct fc_slot {
 struct fc_seller {
 	struct seller base;
 	bool vip_first;                 /* serve VIP requests first in each pass */
-	_Alignas(64) atomic_uint lock;  /* combiner lock: 0 free, 1 held, 2 held + sleepers;
+	_Alignas(128) atomic_uint lock; /* combiner lock: 0 free, 1 held, 2 held + sleepers;
 					 * guards capacity[] and available[] */
 	atomic_uint_fast64_t pending;   /* bit i: slot i holds an unserved request */
 	int64_t capacity[SELLER_NPOOLS];
@@ -308,7 +310,7 @@ void seller_fc_snapshot(struct seller *s, struct seller_snapshot *out)
 
 int seller_fc_create(const struct seller_params *p, bool vip_first, struct seller **out)
 {
-	struct fc_seller *f = aligned_alloc(64, sizeof(*f));
+	struct fc_seller *f = aligned_alloc(128, sizeof(*f));
 
 	if (!f)
 		return -ENOMEM;
