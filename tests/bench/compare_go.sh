@@ -1,0 +1,58 @@
+#!/bin/sh
+# compare_go.sh: runs the article's Go sellers (shared/anchors/seedbench,
+# `go test -bench NoSleep/CapHuge -cpu 1,2 -count 3`) and bench_cores'
+# nosellout scenario (--repeat 3) back to back on this machine, then prints
+# the medians side by side and the ratio Go ns/op / C ns/op (above 1: the C
+# core is faster). A benchmark report, never a pass/fail on speed.
+#
+#   tests/bench/compare_go.sh BENCH_CORES_BINARY [SEEDBENCH_DIR] [SECONDS]
+#
+# Needs `go` (Debian: golang-go); the seedbench module has no dependencies.
+set -eu
+bin=${1:?usage: compare_go.sh path/to/bench_cores [seedbench-dir] [seconds]}
+here=$(cd "$(dirname "$0")" && pwd)
+seed=${2:-$here/../../../shared/anchors/seedbench}
+secs=${3:-1}
+command -v go >/dev/null || { echo "compare_go: go not installed (apt-get install golang-go)"; exit 0; }
+[ -f "$seed/seller_test.go" ] || { echo "compare_go: no seedbench at $seed"; exit 0; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+cp -r "$seed" "$tmp/seedbench"
+chmod -R u+w "$tmp/seedbench"
+
+echo "== machine: $(nproc) CPUs, $(uname -sr), $(lscpu | sed -n 's/^Model name: *//p')"
+echo "== go: $(go version)"
+(cd "$tmp/seedbench" && GOCACHE="$tmp/gocache" GOFLAGS=-mod=mod GOPROXY=off \
+	go test -run xxx -bench NoSleep/CapHuge -cpu 1,2 -count 3) | tee "$tmp/go.txt"
+echo "== bench_cores --scenarios nosellout --threads 1,2 --repeat 3 --seconds $secs"
+"$bin" --scenarios nosellout --threads 1,2 --repeat 3 --seconds "$secs" | tee "$tmp/c.txt"
+
+# Medians: Go "BenchmarkNoSleep/CapHuge/NAME[-2]  N  X ns/op"; C rows "| nosellout | core | T | ... | ns/op |".
+awk '
+function median(key,   n, i, j, t, a) {
+	n = split(vals[key], a, " ")
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return n ? a[int((n + 1) / 2)] : ""
+}
+FILENAME ~ /go.txt$/ && /^BenchmarkNoSleep\/CapHuge\// {
+	name = $1; sub(/^BenchmarkNoSleep\/CapHuge\//, "", name)
+	cpu = 1; if (name ~ /-[0-9]+$/) { cpu = name; sub(/.*-/, "", cpu); sub(/-[0-9]+$/, "", name) }
+	vals["go " name " " cpu] = vals["go " name " " cpu] " " $3
+}
+FILENAME ~ /c.txt$/ && /^\| nosellout/ {
+	split($0, f, "|"); core = f[3]; gsub(/ /, "", core); sub(/\(UNSAFE\)/, "", core)
+	t = f[4]; gsub(/ /, "", t); ns = f[6]; gsub(/ /, "", ns)
+	vals["c " core " " t] = ns
+}
+END {
+	split("mutex:MutexShortCS atomic:AtomicCAS sharded:Sharded8 naive:Naive", pairs, " ")
+	printf "\n| C core | Go seller | threads | C ns/op | Go ns/op (median of 3) | Go/C |\n"
+	printf "|---|---|---|---|---|---|\n"
+	for (t = 1; t <= 2; t++) for (i = 1; i <= 4; i++) {
+		split(pairs[i], p, ":")
+		c = vals["c " p[1] " " t]; g = median("go " p[2] " " t)
+		if (c == "" || g == "") continue
+		printf "| %s | %s | %d | %.1f | %.1f | %.2fx |\n", p[1], p[2], t, c, g, g / c
+	}
+}' "$tmp/go.txt" "$tmp/c.txt"
