@@ -18,3 +18,11 @@ daemon_ticketd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS) $(SYST
 daemon_ticketd_LDADD = lib/libticket.la $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS)
 
 EXTRA_DIST += conf/ticketd.conf
+
+# Tests: the real daemon over real HTTP (tests/ticketd_test.py is the harness).
+ticketd_tests = tests/daemon/api.py tests/daemon/payment.py \
+	tests/daemon/concurrency.py tests/daemon/shutdown.py \
+	tests/daemon/limits.py tests/daemon/cli.py
+TESTS += $(ticketd_tests)
+STRESS_TESTS += tests/daemon/concurrency.py tests/daemon/shutdown.py
+EXTRA_DIST += $(ticketd_tests) tests/ticketd_test.py

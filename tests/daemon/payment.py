@@ -1,0 +1,76 @@
+"""payment.py: the simulated payment, in every mode. With decline_rate 1.0
+every purchase is answered 402 payment_declined and the stock is unchanged,
+whether the payment is settled at once (latency 0), on the loop's timer
+(async) or by a sleeping worker (blocking), for general and VIP buyers. With
+a latency, accepted payments still confirm; with decline_rate 0.5 the sold
+figures equal the 201 replies exactly. In async mode the purchases of one
+worker overlap (no worker waits out a payment).
+"""
+import sys
+import threading
+import time
+
+import tap
+from ticketd_test import SCALE, Daemon, base_config, is_error_body, watchdog
+
+watchdog(120)
+
+for mode, latency in (("async", 0), ("async", 30), ("blocking", 30)):
+    label = "%s %d ms" % (mode, latency)
+    d = Daemon(base_config(payment={"latency_ms": latency, "decline_rate": 1.0,
+                                    "mode": mode})).start()
+    before = d.event("concert")["tiers"]
+    conn = d.connect()
+    replies = [d.purchase("concert", conn=conn, buyer="b", quantity=1 + i % 3) for i in range(6)]
+    replies += [d.purchase("concert", conn=conn, buyer="v", tier="vip", vip_code="backstage",
+                           quantity=2) for _ in range(3)]
+    conn.close()
+    tap.ok(all(r.status == 402 and is_error_body(r, "payment_declined") for r in replies),
+           "%s, decline_rate 1.0: every purchase is 402 payment_declined" % label)
+    tap.eq(d.event("concert")["tiers"], before, "%s: stock unchanged" % label)
+    d.finish(label)
+
+# Latency with no declines: purchases confirm; async purchases overlap on one worker.
+d = Daemon(base_config(workers=1, payment={"latency_ms": 500, "decline_rate": 0.0,
+                                           "mode": "async"})).start()
+out = []
+lock = threading.Lock()
+
+
+def buy(i):
+    r = d.purchase("flash-sale", buyer="p%d" % i)
+    with lock:
+        out.append(r)
+
+
+t0 = time.monotonic()
+threads = [threading.Thread(target=buy, args=(i,)) for i in range(20)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+elapsed = time.monotonic() - t0
+tap.ok(all(r.status == 201 for r in out), "async 500 ms: 20 purchases confirmed")
+tap.eq(d.event("flash-sale")["tiers"]["general"]["sold"], 20, "async 500 ms: 20 sold")
+# One worker sleeping 500 ms per purchase would need 10 s; with the timer
+# the payments overlap. A bound on the design (half the serial time), not a
+# speed: the run takes about one latency.
+tap.ok(elapsed < 5.0 * SCALE,
+       "async: one worker served 20 overlapping payments (%.2fs, not 20 x 500 ms)" % elapsed)
+d.finish("async latency daemon")
+
+# decline_rate 0.5: sold == the 201 replies, declined ones released.
+d = Daemon(base_config(payment={"latency_ms": 1, "decline_rate": 0.5, "mode": "async"})).start()
+conn = d.connect()
+replies = [d.purchase("concert", conn=conn, buyer="h", quantity=2) for _ in range(60)]
+conn.close()
+ok201 = [r for r in replies if r.status == 201]
+declined = [r for r in replies if r.status == 402]
+tap.eq(len(ok201) + len(declined), 60, "decline 0.5: every reply is 201 or 402")
+tap.ok(ok201 and declined, "decline 0.5: some of each (%d sold, %d declined)"
+       % (len(ok201), len(declined)))
+gen = d.event("concert")["tiers"]["general"]
+tap.eq((gen["sold"], gen["available"]), (2 * len(ok201), 900 - 2 * len(ok201)),
+       "decline 0.5: sold == tickets of the 201s, declined ones back in stock")
+d.finish("decline 0.5 daemon")
+sys.exit(tap.done())

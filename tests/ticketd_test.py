@@ -1,0 +1,289 @@
+"""ticketd_test.py: the harness every daemon test uses. It starts the real
+ticketd ($TICKETD) on port 0 with a private temp config and state dir,
+reads the bound port from the daemon's log ("listening on ADDR:PORT"),
+speaks HTTP to it with http.client, and stops it (SIGTERM, then SIGKILL after
+a timeout). A watchdog kills every daemon and ends the test if it hangs.
+Daemons built with a sanitizer are slower: timeouts scale with
+$TICKETD_TIME_SCALE (default 1; the tests raise it themselves under TSan).
+"""
+import copy
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import tap
+
+TICKETD = os.environ.get("TICKETD") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "_build", "daemon", "ticketd")
+SRCDIR = os.environ.get("TICKETD_SRCDIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def _sanitized():
+    """Guesses whether the daemon was built with a sanitizer (slower)."""
+    try:
+        with open(TICKETD, "rb") as f:
+            data = f.read()
+        return b"__tsan_" in data or b"__asan_" in data
+    except OSError:
+        return False
+
+
+SANITIZED = _sanitized()
+SCALE = float(os.environ.get("TICKETD_TIME_SCALE") or (5 if SANITIZED else 1))
+
+_live = []          # daemons to kill if the watchdog fires
+_live_lock = threading.Lock()
+
+
+def watchdog(seconds):
+    """Ends the whole test (Bail out!) if it runs longer than seconds."""
+    def fire():
+        with _live_lock:
+            for d in list(_live):
+                d.kill()
+        print("Bail out! watchdog: the test took longer than %ds" % seconds,
+              flush=True)
+        os._exit(1)
+    t = threading.Timer(seconds * SCALE, fire)
+    t.daemon = True
+    t.start()
+    return t
+
+
+def base_config(**top):
+    """A small valid config: two events, one with a vip tier. Keyword
+    arguments replace top-level keys; nested dicts are merged one level."""
+    conf = {
+        "listen": ["127.0.0.1:0"],
+        "io_threads": 2,
+        "workers": 2,
+        "queue_depth": 1024,
+        "seller": "mutex",
+        "payment": {"latency_ms": 0, "decline_rate": 0.0, "mode": "async"},
+        "limits": {"max_body_bytes": 4096, "max_quantity": 10,
+                   "request_timeout_ms": 10000, "max_connections": 1024,
+                   "drain_timeout_ms": 5000},
+        "log_level": "info",
+        "events": [
+            {"id": "concert", "name": "Concert", "tiers": {"general": 900, "vip": 100},
+             "vip_code": "backstage"},
+            {"id": "flash-sale", "name": "Flash sale", "tiers": {"general": 10000}},
+        ],
+    }
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(conf.get(k), dict):
+            conf[k] = dict(conf[k], **v)
+        else:
+            conf[k] = copy.deepcopy(v)
+    return conf
+
+
+class Reply:
+    """One HTTP reply: status, headers (lower-case names), raw body, JSON."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body.decode("utf-8")) if body else None
+        except (ValueError, UnicodeDecodeError):
+            self.json = None
+
+    def __repr__(self):
+        return "<Reply %d %r>" % (self.status, self.body[:200])
+
+
+class Daemon:
+    """One ticketd process with its own temp dir, config and state dir."""
+
+    def __init__(self, config=None, args=(), name="ticketd"):
+        self.dir = tempfile.mkdtemp(prefix=name + "-")
+        self.state_dir = os.path.join(self.dir, "state")
+        self.conf_path = os.path.join(self.dir, "ticketd.conf")
+        self.log_path = os.path.join(self.dir, "stderr.log")
+        self.config = copy.deepcopy(config if config is not None else base_config())
+        self.config.setdefault("state_dir", self.state_dir)
+        self.args = list(args)
+        self.proc = None
+        self.addrs = []
+        self.host = "127.0.0.1"
+        self.port = None
+        self.returncode = None
+        self.write_config()
+
+    def write_config(self):
+        with open(self.conf_path, "w") as f:
+            json.dump(self.config, f, indent=1)
+
+    # ---- process -----------------------------------------------------------
+    def start(self, timeout=15):
+        """Starts the daemon and waits for its "ready" line; returns self."""
+        self.logf = open(self.log_path, "ab")
+        offset = self.logf.tell()   # a restart appends: read only this run
+        self.proc = subprocess.Popen([TICKETD, "-c", self.conf_path] + self.args,
+                                     stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=self.logf)
+        with _live_lock:
+            _live.append(self)
+        deadline = time.monotonic() + timeout * SCALE
+        while time.monotonic() < deadline:
+            log = self.log(offset)
+            if " ready: " in log:
+                self.addrs = re.findall(r"listening on (\S+)", log)
+                host, port = self.addrs[0].rsplit(":", 1)
+                self.host = host.strip("[]")
+                self.port = int(port)
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError("ticketd exited with %d before it was ready:\n%s"
+                                   % (self.proc.returncode, log))
+            time.sleep(0.02)
+        self.kill()
+        raise RuntimeError("ticketd was not ready after %ss:\n%s" % (timeout, self.log()))
+
+    def log(self, offset=0):
+        """The daemon's stderr so far, from byte offset on."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=20):
+        """Waits for the process to end; returns its exit status or None."""
+        try:
+            self.returncode = self.proc.wait(timeout * SCALE)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.returncode
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Sends sig and waits; SIGKILL after timeout. Returns the exit
+        status (None if it had to be killed)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        rc = self.wait(timeout)
+        if rc is None:
+            self.kill()
+        return rc
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def sanitizer_report(self):
+        """Lines of the log that a sanitizer wrote, if any."""
+        return [l for l in self.log().splitlines()
+                if "Sanitizer" in l or "runtime error:" in l]
+
+    def finish(self, name="daemon"):
+        """Stops the daemon with SIGTERM and records two test points: a clean
+        exit 0, and no sanitizer report. Removes the temp dir."""
+        rc = self.stop()
+        tap.eq(rc, 0, "%s exits 0 on SIGTERM" % name)
+        report = self.sanitizer_report()
+        if report:
+            tap.diag("\n".join(report[:20]))
+        tap.ok(not report, "%s: no sanitizer report" % name)
+        if rc != 0:
+            tap.diag(self.log()[-4000:])
+        self.cleanup()
+        return rc
+
+    def cleanup(self):
+        self.kill()
+        with _live_lock:
+            if self in _live:
+                _live.remove(self)
+        if getattr(self, "logf", None):
+            self.logf.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def final_figures(self):
+        """{event: {tier: (sold, capacity)}} from the log lines written at exit."""
+        out = {}
+        for m in re.finditer(r"event (\S+): general (\d+) of (\d+) sold"
+                             r"(?:, vip (\d+) of (\d+) sold)?", self.log()):
+            ev = {"general": (int(m.group(2)), int(m.group(3)))}
+            if m.group(4) is not None:
+                ev["vip"] = (int(m.group(4)), int(m.group(5)))
+            out[m.group(1)] = ev
+        return out
+
+    # ---- HTTP ----------------------------------------------------------------
+    def connect(self, timeout=30):
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout * SCALE)
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        """One request; a dict body is sent as JSON. Returns a Reply. Uses
+        conn (keep-alive) if given, else a fresh connection."""
+        own = conn is None
+        c = conn or self.connect()
+        h = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            data = r.read()
+            return Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            if own:
+                c.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def purchase(self, event, conn=None, **fields):
+        return self.post("/v1/events/%s/purchase" % event, fields, conn=conn)
+
+    def event(self, event_id):
+        r = self.get("/v1/events/" + event_id)
+        if r.status != 200:
+            raise RuntimeError("GET event %s: %r" % (event_id, r))
+        return r.json
+
+
+def run_ticketd(*args, timeout=20):
+    """Runs ticketd with args to completion; returns (status, stdout, stderr)."""
+    p = subprocess.run([TICKETD] + list(args), stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=timeout * SCALE)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), \
+        p.stderr.decode("utf-8", "replace")
+
+
+def sellers():
+    """The safe seller cores the daemon knows (ticketd --list-sellers)."""
+    rc, out, _ = run_ticketd("--list-sellers")
+    if rc != 0:
+        raise RuntimeError("ticketd --list-sellers failed")
+    return [line.split("\t")[0] for line in out.splitlines() if line.strip()]
+
+
+def is_error_body(reply, code):
+    """True if reply is {"error": code, "message": <non-empty str>, ...}."""
+    j = reply.json
+    return (isinstance(j, dict) and j.get("error") == code
+            and isinstance(j.get("message"), str) and j["message"] != "")
