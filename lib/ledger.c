@@ -89,6 +89,8 @@ const char ledger_schema_sql[] =
 	"PRAGMA user_version = 1;\n"
 	"COMMIT;\n";
 
+_Static_assert(LEDGER_APPLICATION_ID == 1953063787, "the schema's application_id");
+
 /* The write connection's statements, prepared once. */
 enum wstmt {
 	W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
@@ -557,6 +559,8 @@ static void run_batch(struct ledger *l, struct ledger_req *head, size_t n)
 	struct ledger_req *r, *next;
 	int rc;
 
+	if (!sqlite3_get_autocommit(l->db))
+		run(l->st[W_ROLLBACK]); /* a failed ROLLBACK left one open */
 	rc = run(l->st[W_BEGIN]);
 	for (r = head; r && rc == SQLITE_OK; r = r->next) {
 		rc = run(l->st[W_SAVEPOINT]);

@@ -124,6 +124,11 @@ struct ledger_idem_in {
 	const char *body;            /* reply body to replay, or NULL */
 };
 
+/* SHA-256 of data into out: the digest for ledger_idem_in.req_hash. Hash a
+ * canonical form of the request (the event id and the parsed fields, e.g.
+ * re-serialised with sorted keys) so that equivalent bodies match. */
+void ledger_hash(const void *data, size_t len, unsigned char out[LEDGER_HASH_LEN]);
+
 struct ledger_req;
 /* Called once per accepted request, on the ledger thread, after its batch
  * committed (or failed); result is 0, a positive op result, or -errno.
@@ -200,8 +205,9 @@ struct ledger_idem {
 int ledger_idem_lookup(struct ledger *l, const char *key, struct ledger_idem **out);
 
 /* Calls cb for every (event, pool) with confirmed tickets, with the sum of
- * their quantities, to rebuild inventory at start-up. Returns 0, the first
- * nonzero value cb returned, or -errno. */
+ * their quantities, to rebuild inventory at start-up. cb runs holding a read
+ * connection and must not call the ledger. Returns 0, the first nonzero
+ * value cb returned, or -errno. */
 int ledger_foreach_sold(struct ledger *l,
 			int (*cb)(void *arg, const char *event, enum seller_pool pool,
 				  int64_t sold),

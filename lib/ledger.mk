@@ -1,5 +1,6 @@
 # lib/ledger.mk: the durable order ledger in libticket, and its tests.
-lib_libticket_la_SOURCES += lib/ledger.h lib/ledger_db.h lib/ledger.c lib/ledger_audit.c
+lib_libticket_la_SOURCES += lib/ledger.h lib/ledger_db.h lib/ledger.c lib/ledger_audit.c \
+	lib/ledger_hash.c
 
 LEDGER_TEST_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) -I$(top_srcdir)/tests
 LEDGER_TEST_LDADD = lib/libticket.la
@@ -40,3 +41,5 @@ BENCH_BINS += tests/bench/bench_ledger
 tests_bench_bench_ledger_SOURCES = tests/bench/bench_ledger.c
 tests_bench_bench_ledger_CFLAGS = $(LEDGER_TEST_CFLAGS)
 tests_bench_bench_ledger_LDADD = $(LEDGER_TEST_LDADD)
+
+dist_doc_DATA += docs/ledger.md

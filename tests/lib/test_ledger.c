@@ -53,6 +53,58 @@ static int64_t sold_of(struct ledger *l, const char *event, enum seller_pool poo
 	return -1;
 }
 
+static void hex(const unsigned char *h, char *out)
+{
+	for (int i = 0; i < LEDGER_HASH_LEN; i++)
+		sprintf(out + 2 * i, "%02x", h[i]);
+}
+
+/* SHA-256 against FIPS 180-4's examples and every padding boundary. */
+static void test_hash(void)
+{
+	static const struct {
+		const char *in, *want;
+	} fips[] = {
+		{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+		{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+	};
+	static const struct {
+		size_t n;
+		const char *want;
+	} as[] = {
+		{ 55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318" },
+		{ 56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a" },
+		{ 63, "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34" },
+		{ 64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb" },
+		{ 119, "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb" },
+		{ 120, "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c" },
+		{ 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0" },
+	};
+	unsigned char h[LEDGER_HASH_LEN];
+	char got[2 * LEDGER_HASH_LEN + 1];
+	char *buf = malloc(1000000);
+	int good = 1;
+
+	for (size_t i = 0; i < sizeof(fips) / sizeof(fips[0]); i++) {
+		ledger_hash(fips[i].in, strlen(fips[i].in), h);
+		hex(h, got);
+		ok(strcmp(got, fips[i].want) == 0, "sha256(\"%.10s\") = %.16s...", fips[i].in, got);
+	}
+	memset(buf, 'a', 1000000);
+	for (size_t i = 0; i < sizeof(as) / sizeof(as[0]); i++) {
+		ledger_hash(buf, as[i].n, h);
+		hex(h, got);
+		if (strcmp(got, as[i].want) != 0) {
+			diag("sha256('a' x %zu) = %s, want %s", as[i].n, got, as[i].want);
+			good = 0;
+		}
+	}
+	ok(good, "sha256 of 55, 56, 63, 64, 119, 120 and 10^6 'a's");
+	free(buf);
+}
+
 static void test_create_reopen(const char *dir)
 {
 	char err[512], sub[512];
@@ -370,6 +422,7 @@ int main(void)
 	   ledger_sync_parse("off", &s) == 0 && s == LEDGER_SYNC_OFF &&
 	   ledger_sync_parse("fast", &s) == -EINVAL &&
 	   strcmp(ledger_sync_name(LEDGER_SYNC_OFF), "off") == 0, "sync names");
+	test_hash();
 	test_create_reopen(dir);
 
 	snprintf(sub, sizeof(sub), "%s/main", dir);
