@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -56,6 +57,7 @@
 #define CTL_DRAIN 0x1u
 #define CTL_EXIT 0x2u
 #define RESUME_MS 100          /* retry accepting after the cap or EMFILE */
+#define PAUSE_LOG_S 10         /* at most one pause warning per loop per 10 s */
 
 /* One accepted connection of a loop, indexed by its fd. */
 struct conn_slot {
@@ -90,6 +92,8 @@ struct http_loop {
 	struct conn_slot *slots;
 	size_t nslots;
 	int paused;                       /* listeners disabled (cap, EMFILE) */
+	time_t paused_logged;             /* last time a pause was logged */
+	int pause_loud;                   /* this pause was logged as a warning */
 	int draining;
 	int drained;
 };
@@ -427,7 +431,15 @@ static void pause_accepting(struct http_loop *lp, const char *why)
 	for (size_t i = 0; i < lp->http->nfds; i++)
 		if (lp->bound[i])
 			evconnlistener_disable(evhttp_bound_socket_get_listener(lp->bound[i]));
-	log_warn("loop %u: not accepting for now: %s", lp->index, why);
+	/* At most one warning per loop and PAUSE_LOG_S: a flood must not
+	 * turn into a flood of log lines. */
+	lp->pause_loud = time(NULL) - lp->paused_logged >= PAUSE_LOG_S;
+	if (lp->pause_loud) {
+		lp->paused_logged = time(NULL);
+		log_warn("loop %u: not accepting for now: %s", lp->index, why);
+	} else {
+		log_debug("loop %u: not accepting for now: %s", lp->index, why);
+	}
 	evtimer_add(lp->resume_ev, &tv);
 }
 
@@ -439,7 +451,8 @@ static void resume_accepting(struct http_loop *lp)
 	for (size_t i = 0; i < lp->http->nfds; i++)
 		if (lp->bound[i])
 			evconnlistener_enable(evhttp_bound_socket_get_listener(lp->bound[i]));
-	log_info("loop %u: accepting again", lp->index);
+	if (lp->pause_loud)
+		log_info("loop %u: accepting again", lp->index);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)

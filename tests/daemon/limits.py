@@ -18,8 +18,7 @@ watchdog(120)
 
 CAP = 4
 d = Daemon(base_config(io_threads=1, limits={"max_connections": CAP,
-                                            "request_timeout_ms": 600,
-                                            "max_header_bytes": 2048})).start()
+                                            "request_timeout_ms": 60000})).start()
 GET = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 
 
@@ -87,6 +86,13 @@ tap.ok(data.startswith(b"HTTP/1.1 200"), "it is served once a connection closes"
 for s in held:
     s.close()
 extra.close()
+tap.eq(d.get("/healthz").status, 200, "the daemon serves on after the cap")
+tap.ok("accepting again" in d.log(), "the log says when accepting resumed")
+d.finish("connection cap daemon")
+
+# Timeouts and header limits (a second daemon: short request timeout).
+d = Daemon(base_config(io_threads=1, limits={"request_timeout_ms": 600,
+                                            "max_header_bytes": 2048})).start()
 
 # A stalled request is cut off at request_timeout_ms.
 s = connect()
@@ -119,6 +125,5 @@ tap.ok(r is None or not r.startswith(b"HTTP/1.1 200"),
        "headers over max_header_bytes are refused (%r)" % (r[:40] if r else r,))
 s.close()
 tap.eq(d.get("/healthz").status, 200, "the daemon still serves afterwards")
-tap.ok("accepting again" in d.log(), "the log says when accepting resumed")
-d.finish("limits daemon")
+d.finish("timeout daemon")
 sys.exit(tap.done())
