@@ -1,0 +1,23 @@
+# tests/load/load.mk: load tools and the HTTP benchmark. The wrk Lua scripts
+# (a purchase mix and a flash sale that count replies per status), the
+# benchmark runner (`make bench-http`; `make bench` runs it too), its Python
+# helper, and a test that the scripts count exactly (no speed asserted).
+load_scripts = tests/load/wrk_common.lua tests/load/flash_sale.lua \
+	tests/load/purchase_mix.lua tests/load/post_static.lua \
+	tests/load/loadtool.py
+EXTRA_DIST += $(load_scripts) tests/load/bench_http.sh tests/load/load.mk
+
+# Starts the real ticketd and runs the scripts against it; skips without wrk.
+TESTS += tests/load/test_load_scripts.sh
+dist_check_SCRIPTS += tests/load/test_load_scripts.sh
+
+# The HTTP benchmark: prints tables, exits 1 only on a correctness failure
+# (oversold, or the clients' 201s disagreeing with sold). Settings come from
+# BENCH_HTTP_* variables (see the script's header), e.g.
+#   make bench-http BENCH_HTTP_SECONDS=2 BENCH_HTTP_CORES=mutex
+BENCH_RUNNERS += tests/load/bench_http.sh
+bench: daemon/ticketd
+bench-http: daemon/ticketd
+	TICKETD='$(abs_top_builddir)/daemon/ticketd' TICKETD_SRCDIR='$(abs_top_srcdir)' \
+	PYTHON='$(PYTHON)' $(SHELL) $(top_srcdir)/tests/load/bench_http.sh
+.PHONY: bench-http
