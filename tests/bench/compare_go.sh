@@ -1,8 +1,8 @@
 #!/bin/sh
 # compare_go.sh: runs the article's Go sellers (shared/anchors/seedbench,
-# `go test -bench NoSleep/CapHuge -cpu 1,2 -count 3`) and bench_cores'
-# nosellout scenario (--repeat 3) back to back on this machine, then prints
-# the medians side by side and the ratio Go ns/op / C ns/op (above 1: the C
+# `go test -bench NoSleep/CapHuge -cpu 1,2`) and bench_cores' nosellout
+# scenario in three interleaved rounds on this machine, then prints the
+# medians of 3 side by side and the ratio Go ns/op / C ns/op (above 1: the C
 # core is faster). A benchmark report, never a pass/fail on speed.
 #
 #   tests/bench/compare_go.sh BENCH_CORES_BINARY [SEEDBENCH_DIR] [SECONDS]
@@ -23,10 +23,16 @@ chmod -R u+w "$tmp/seedbench"
 
 echo "== machine: $(nproc) CPUs, $(uname -sr), $(lscpu | sed -n 's/^Model name: *//p')"
 echo "== go: $(go version)"
-(cd "$tmp/seedbench" && GOCACHE="$tmp/gocache" GOFLAGS=-mod=mod GOPROXY=off \
-	go test -run xxx -bench NoSleep/CapHuge -cpu 1,2 -count 3) | tee "$tmp/go.txt"
-echo "== bench_cores --scenarios nosellout --threads 1,2 --repeat 3 --seconds $secs"
-"$bin" --scenarios nosellout --threads 1,2 --repeat 3 --seconds "$secs" | tee "$tmp/c.txt"
+# Three rounds, each one Go run then one C run, so that both sides share
+# whatever else this machine is doing; medians over the rounds.
+for round in 1 2 3; do
+	echo "== round $round: go test -run xxx -bench NoSleep/CapHuge -cpu 1,2 -count 1"
+	(cd "$tmp/seedbench" && GOCACHE="$tmp/gocache" GOFLAGS=-mod=mod GOPROXY=off \
+		go test -run xxx -bench NoSleep/CapHuge -cpu 1,2 -count 1) | tee -a "$tmp/go.txt"
+	echo "== round $round: bench_cores --scenarios nosellout --threads 1,2 --seconds $secs"
+	"$bin" --scenarios nosellout --threads 1,2 --seconds "$secs" | tee -a "$tmp/c.txt"
+	echo "== load: $(cat /proc/loadavg)"
+done
 
 # Medians: Go "BenchmarkNoSleep/CapHuge/NAME[-2]  N  X ns/op"; C rows "| nosellout | core | T | ... | ns/op |".
 awk '
@@ -43,15 +49,15 @@ FILENAME ~ /go.txt$/ && /^BenchmarkNoSleep\/CapHuge\// {
 FILENAME ~ /c.txt$/ && /^\| nosellout/ {
 	split($0, f, "|"); core = f[3]; gsub(/ /, "", core); sub(/\(UNSAFE\)/, "", core)
 	t = f[4]; gsub(/ /, "", t); ns = f[6]; gsub(/ /, "", ns)
-	vals["c " core " " t] = ns
+	vals["c " core " " t] = vals["c " core " " t] " " ns
 }
 END {
 	split("mutex:MutexShortCS atomic:AtomicCAS sharded:Sharded8 naive:Naive", pairs, " ")
-	printf "\n| C core | Go seller | threads | C ns/op | Go ns/op (median of 3) | Go/C |\n"
+	printf "\n| C core | Go seller | threads | C ns/op | Go ns/op | Go/C |\n"
 	printf "|---|---|---|---|---|---|\n"
 	for (t = 1; t <= 2; t++) for (i = 1; i <= 4; i++) {
 		split(pairs[i], p, ":")
-		c = vals["c " p[1] " " t]; g = median("go " p[2] " " t)
+		c = median("c " p[1] " " t); g = median("go " p[2] " " t)
 		if (c == "" || g == "") continue
 		printf "| %s | %s | %d | %.1f | %.1f | %.2fx |\n", p[1], p[2], t, c, g, g / c
 	}
