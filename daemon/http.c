@@ -77,6 +77,7 @@ struct http_loop {
 	struct event *wake_ev;            /* reads efd */
 	struct event *newconn_ev;         /* registers newly accepted connections */
 	struct event *resume_ev;          /* re-enables accepting */
+	struct event *flush_ev;           /* hands this iteration's jobs to the pool */
 	int efd;                          /* eventfd: completions and control */
 	_Atomic(struct job *) done_head;  /* completion stack (MPSC, lock-free) */
 	atomic_uint ctl;                  /* CTL_* requests from main */
@@ -85,6 +86,8 @@ struct http_loop {
 	struct job *free_jobs;
 	struct job *all_jobs;
 	unsigned inflight;                /* jobs out of the loop (pool, payment, commit) */
+	struct pool_task *pend[2];        /* jobs for the pool, per lane, newest first */
+	unsigned npend;
 	unsigned busy;                    /* busy connections */
 	unsigned open;                    /* open connections */
 	struct bufferevent **fresh;       /* accepted, not yet registered */
@@ -118,6 +121,16 @@ struct http {
 
 /* The loop this thread runs, if any. */
 static _Thread_local struct http_loop *cur_loop;
+
+/* Jobs a worker holds for each loop during its batch (newest first, so that
+ * the loop, which reverses its stack, sees them oldest first). */
+struct held_jobs {
+	struct job *head;             /* newest */
+	struct job *tail;             /* oldest */
+};
+static _Thread_local struct held_jobs held[HTTP_MAX_LOOPS];
+static _Thread_local uint64_t held_mask;  /* loops with held jobs */
+static _Thread_local int holding;
 
 /* ---- sockets ------------------------------------------------------------ */
 
@@ -294,7 +307,7 @@ static void maybe_drained(struct http_loop *lp)
 {
 	struct http *h = lp->http;
 
-	if (!lp->draining || lp->drained || lp->inflight || lp->busy)
+	if (!lp->draining || lp->drained || lp->inflight || lp->npend || lp->busy)
 		return;
 	lp->drained = 1;
 	log_debug("loop %u drained", lp->index);
@@ -400,23 +413,73 @@ static void wake(struct http_loop *lp)
 		log_err("loop %u: eventfd write: %s", lp->index, strerror(errno));
 }
 
-void http_job_done(struct job *j)
+/* Pushes the chain first..last (newest first) on lp's completion stack and
+ * wakes lp if the stack was empty. */
+static void push_chain(struct http_loop *lp, struct job *first, struct job *last)
 {
-	struct http_loop *lp = j->loop;
-	struct job *head;
+	struct job *head = atomic_load_explicit(&lp->done_head, memory_order_relaxed);
 
-	if (cur_loop == lp) {
-		job_finish(lp, j);
-		return;
-	}
-	head = atomic_load_explicit(&lp->done_head, memory_order_relaxed);
 	do {
-		j->next = head;
-	} while (!atomic_compare_exchange_weak_explicit(&lp->done_head, &head, j,
+		last->next = head;
+	} while (!atomic_compare_exchange_weak_explicit(&lp->done_head, &head, first,
 							memory_order_release,
 							memory_order_relaxed));
 	if (!head)
 		wake(lp);
+}
+
+void http_job_done(struct job *j)
+{
+	struct http_loop *lp = j->loop;
+
+	if (cur_loop == lp) {
+		job_finish(lp, j);
+	} else if (holding) {
+		struct held_jobs *h = &held[lp->index];
+
+		j->next = h->head;
+		h->head = j;
+		if (!h->tail)
+			h->tail = j;
+		held_mask |= 1ull << lp->index;
+	} else {
+		push_chain(lp, j, j);
+	}
+}
+
+void http_job_hold(void)
+{
+	holding = 1;
+}
+
+void http_job_flush(void)
+{
+	while (held_mask) {
+		unsigned i = (unsigned)__builtin_ctzll(held_mask);
+		struct held_jobs *h = &held[i];
+
+		held_mask &= held_mask - 1;
+		push_chain(h->head->loop, h->head, h->tail);
+		h->head = h->tail = NULL;
+	}
+}
+
+void http_job_release(void)
+{
+	http_job_flush();
+	holding = 0;
+}
+
+void http_batch_begin(void *arg)
+{
+	(void)arg;
+	http_job_hold();
+}
+
+void http_batch_end(void *arg)
+{
+	(void)arg;
+	http_job_release();
 }
 
 /* ---- accepting and connections ------------------------------------------ */
@@ -651,24 +714,55 @@ static void route_events(struct http_loop *lp, struct evhttp_request *req)
 	send_reply(lp, req, 200);
 }
 
-/* Queues a filled job; replies 503 itself when the pool is full. */
+/* Queues a filled job for the pool; the loop hands over all it queued in
+ * one iteration at once (on_flush), which replies 503 to what does not fit. */
 static void submit(struct http_loop *lp, struct job *j, enum pool_lane lane)
 {
-	int rc = pool_submit(lp->http->pool, &j->task, lane);
+	j->task.next = lp->pend[lane];
+	lp->pend[lane] = &j->task;
+	if (lp->npend++ == 0)
+		event_active(lp->flush_ev, EV_TIMEOUT, 0);
+}
 
-	if (rc < 0) {
-		struct evhttp_request *req = j->req;
+/* Runs after the other callbacks of the loop iteration that queued jobs
+ * (it was activated behind them): one pool_submit_list per lane. */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_loop *lp = arg;
 
-		job_put(lp, j);
-		if (rc == -EAGAIN)
-			reply_error(lp, req, 503, "overloaded",
-				    "the server is busy; retry shortly");
-		else
-			reply_error(lp, req, 503, "shutting_down",
-				    "the server is shutting down");
-		return;
+	(void)fd;
+	(void)what;
+	for (int lane = POOL_PRIORITY; lane >= POOL_NORMAL; lane--) {
+		struct pool_task *list = NULL, *t = lp->pend[lane];
+		int n;
+
+		while (t) { /* newest first: reverse to submit oldest first */
+			struct pool_task *next = t->next;
+
+			t->next = list;
+			list = t;
+			t = next;
+		}
+		lp->pend[lane] = NULL;
+		n = pool_submit_list(lp->http->pool, &list, (enum pool_lane)lane);
+		if (n > 0)
+			lp->inflight += (unsigned)n;
+		while (list) {
+			struct job *j = job_of_task(list);
+			struct evhttp_request *req = j->req;
+
+			list = list->next;
+			job_put(lp, j);
+			if (n >= 0)
+				reply_error(lp, req, 503, "overloaded",
+					    "the server is busy; retry shortly");
+			else
+				reply_error(lp, req, 503, "shutting_down",
+					    "the server is shutting down");
+		}
 	}
-	lp->inflight++;
+	lp->npend = 0;
+	maybe_drained(lp);
 }
 
 static void route_purchase(struct http_loop *lp, struct evhttp_request *req,
@@ -895,7 +989,8 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 	lp->wake_ev = event_new(lp->base, lp->efd, EV_READ | EV_PERSIST, on_wake, lp);
 	lp->newconn_ev = event_new(lp->base, -1, 0, on_new_conns, lp);
 	lp->resume_ev = evtimer_new(lp->base, on_resume, lp);
-	if (!lp->wake_ev || !lp->newconn_ev || !lp->resume_ev ||
+	lp->flush_ev = event_new(lp->base, -1, 0, on_flush, lp);
+	if (!lp->wake_ev || !lp->newconn_ev || !lp->resume_ev || !lp->flush_ev ||
 	    event_add(lp->wake_ev, NULL) < 0) {
 		snprintf(err, errlen, "loop %u: cannot create its events", index);
 		return -ENOMEM;
@@ -1055,6 +1150,8 @@ static void loop_free(struct http_loop *lp)
 		event_free(lp->newconn_ev);
 	if (lp->resume_ev)
 		event_free(lp->resume_ev);
+	if (lp->flush_ev)
+		event_free(lp->flush_ev);
 	if (lp->base)
 		event_base_free(lp->base);
 	if (lp->efd >= 0)

@@ -10,6 +10,8 @@
 #ifndef TICKETD_HTTP_H
 #define TICKETD_HTTP_H
 
+#define HTTP_MAX_LOOPS 64      /* io_threads' upper bound (conf.c) */
+
 #include <stddef.h>
 
 #include "catalog.h"
@@ -59,8 +61,19 @@ void http_stop(struct http *h);
 void http_destroy(struct http *h);
 
 /* Hands a job back to its loop, from any thread (a worker, the ledger, or
- * the loop itself, which then finishes it at once). */
+ * the loop itself, which then finishes it at once). Between
+ * http_job_hold() and http_job_flush() the calling thread collects its
+ * jobs instead, and the flush hands each loop its share with one push and
+ * at most one wakeup: a worker holds for the batch it runs. */
 void http_job_done(struct job *j);
+void http_job_hold(void);
+/* Hands over what the thread holds; it keeps holding until http_job_release. */
+void http_job_flush(void);
+/* Flushes and stops holding. */
+void http_job_release(void);
+/* The pool's batch hooks (arg unused): hold, and release. */
+void http_batch_begin(void *arg);
+void http_batch_end(void *arg);
 
 /* Open connections over all loops. */
 unsigned http_connections(struct http *h);

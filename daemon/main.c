@@ -338,6 +338,12 @@ static int run(const struct conf *c)
 	struct event *sigs[3] = { NULL, NULL, NULL };
 	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
 	struct timeval status_tv = { STATUS_INTERVAL_S, 0 };
+	/* Workers hold the jobs they finish for the length of a batch. */
+	const struct pool_ops pool_ops = {
+		.batch_begin = http_batch_begin,
+		.run = purchase_work,
+		.batch_end = http_batch_end,
+	};
 	int *fds = NULL, nfds = 0, owned = 0, rc = 1;
 	char err[512];
 
@@ -356,7 +362,7 @@ static int run(const struct conf *c)
 	}
 	if (payment_create(c->payment.latency_ms, c->payment.decline_rate,
 			   c->payment.mode, &payment) < 0 ||
-	    pool_create(c->workers, c->queue_depth, purchase_work, NULL, &d.pool) < 0) {
+	    pool_create(c->workers, c->queue_depth, &pool_ops, NULL, &d.pool) < 0) {
 		log_err("cannot start the worker pool");
 		goto out;
 	}

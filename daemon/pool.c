@@ -27,7 +27,7 @@ struct pool {
 	int stopping;
 	atomic_uint queued;         /* copy of count for lock-free readers */
 	unsigned depth;
-	pool_fn fn;
+	struct pool_ops ops;
 	void *arg;
 	pthread_t *threads;
 	unsigned nthreads;          /* started */
@@ -79,25 +79,29 @@ static void *worker_main(void *arg)
 		share = (p->count + p->workers - 1) / p->workers;
 		batch = take(p, share < POOL_MAX_BATCH ? share : POOL_MAX_BATCH);
 		pthread_mutex_unlock(&p->lock);
+		if (p->ops.batch_begin)
+			p->ops.batch_begin(p->arg);
 		while (batch) {
 			struct pool_task *t = batch;
 
 			batch = t->next;
-			p->fn(t, p->arg);
+			p->ops.run(t, p->arg);
 		}
+		if (p->ops.batch_end)
+			p->ops.batch_end(p->arg);
 		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
-int pool_create(unsigned workers, unsigned depth, pool_fn fn, void *arg,
-		struct pool **out)
+int pool_create(unsigned workers, unsigned depth, const struct pool_ops *ops,
+		void *arg, struct pool **out)
 {
 	struct pool *p;
 	int rc;
 
-	if (workers < 1 || depth < 1)
+	if (workers < 1 || depth < 1 || !ops->run)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -110,7 +114,7 @@ int pool_create(unsigned workers, unsigned depth, pool_fn fn, void *arg,
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	p->depth = depth;
-	p->fn = fn;
+	p->ops = *ops;
 	p->arg = arg;
 	p->workers = workers;
 	for (unsigned i = 0; i < workers; i++) {
@@ -150,6 +154,39 @@ int pool_submit(struct pool *p, struct pool_task *t, enum pool_lane lane)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
+}
+
+int pool_submit_list(struct pool *p, struct pool_task **list, enum pool_lane lane)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->lock);
+		return -ESHUTDOWN;
+	}
+	while (*list && p->count < p->depth) {
+		struct pool_task *t = *list;
+
+		*list = t->next;
+		t->next = NULL;
+		if (p->tail[lane])
+			p->tail[lane]->next = t;
+		else
+			p->head[lane] = t;
+		p->tail[lane] = t;
+		p->count++;
+		n++;
+	}
+	atomic_store_explicit(&p->queued, p->count, memory_order_relaxed);
+	/* Wake as many sleepers as there is new work for, no more. */
+	if (p->idle && n >= (int)p->idle)
+		pthread_cond_broadcast(&p->wake);
+	else
+		for (int i = 0; i < n && i < (int)p->idle; i++)
+			pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 void pool_stop(struct pool *p)

@@ -13,8 +13,14 @@ struct pool_task {
 	struct pool_task *next;   /* private to the pool while queued */
 };
 
-/* Runs one task on a worker thread. */
-typedef void (*pool_fn)(struct pool_task *t, void *arg);
+/* What a worker does: begin, run every task of the batch it took, end.
+ * begin and end may be NULL; they let the caller batch its own hand-offs
+ * (the daemon collects replies and wakes each event loop once per batch). */
+struct pool_ops {
+	void (*batch_begin)(void *arg);
+	void (*run)(struct pool_task *t, void *arg);
+	void (*batch_end)(void *arg);
+};
 
 enum pool_lane {
 	POOL_NORMAL = 0,
@@ -23,13 +29,17 @@ enum pool_lane {
 
 struct pool;
 
-/* Starts workers threads that call fn(task, arg), over a queue of at most
- * depth tasks. Returns 0 or -errno. */
-int pool_create(unsigned workers, unsigned depth, pool_fn fn, void *arg,
-		struct pool **out);
+/* Starts workers threads that run ops over a queue of at most depth tasks
+ * (ops is copied). Returns 0 or -errno. */
+int pool_create(unsigned workers, unsigned depth, const struct pool_ops *ops,
+		void *arg, struct pool **out);
 /* Queues t; any thread. Returns 0, -EAGAIN when the queue is full, or
  * -ESHUTDOWN once pool_stop has begun. Never blocks on a full queue. */
 int pool_submit(struct pool *p, struct pool_task *t, enum pool_lane lane);
+/* Queues as many tasks of the list *list (linked by next) as fit, oldest
+ * first, under one lock and with at most one wakeup per idle worker; the
+ * rest stay in *list. Returns the number queued, or -ESHUTDOWN. */
+int pool_submit_list(struct pool *p, struct pool_task **list, enum pool_lane lane);
 /* Lets the workers finish every queued task, then joins them. */
 void pool_stop(struct pool *p);
 /* Frees a stopped pool. */

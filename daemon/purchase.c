@@ -112,6 +112,7 @@ void purchase_work(struct pool_task *t, void *arg)
 	if (j->plan.latency_ms == 0) {
 		purchase_settle(j);
 	} else if (j->plan.mode == CONF_PAYMENT_BLOCKING) {
+		http_job_flush(); /* replies held by this worker go out first */
 		payment_sleep(&j->plan);
 		purchase_settle(j);
 	} else {
