@@ -18,6 +18,7 @@ daemon_ticketd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS) $(SYST
 daemon_ticketd_LDADD = lib/libticket.la $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS)
 
 EXTRA_DIST += conf/ticketd.conf
+dist_doc_DATA += docs/api.md docs/architecture.md
 
 # Tests: the real daemon over real HTTP (tests/ticketd_test.py is the harness).
 ticketd_tests = tests/daemon/api.py tests/daemon/payment.py \
