@@ -33,4 +33,4 @@ BENCH_BINS += tests/bench/bench_cores
 tests_bench_bench_cores_SOURCES = tests/bench/bench_cores.c
 tests_bench_bench_cores_LDADD = lib/libticket.la
 # Side-by-side with the article's Go sellers (run by hand; see docs/benchmarks.md).
-EXTRA_DIST += tests/bench/compare_go.sh
+EXTRA_DIST += tests/bench/compare_go.sh docs/benchmarks.md
