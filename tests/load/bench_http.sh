@@ -426,11 +426,12 @@ bgpid=
 keep_raw "ticketd $mcore, memory run (static body)" "$out"
 sleep 0.5
 idle1=$(rss_kib "$dpid")
+msold=$("$python" "$loaddir/loadtool.py" event "127.0.0.1:$dport" bench | tr ' ' '\n' | sed -n 's/^sold=//p')
 "$python" "$loaddir/loadtool.py" idle-conns "$dpid" "127.0.0.1:$dport" "$idle_conns" >"$st.idle" 2>&1
 stop_ticketd
 echo "RSS idle at start:              $(awk -v v="$idle0" 'BEGIN { printf "%.1f MiB", v / 1024 }')"
 echo "RSS under load, $conns connections: $(awk -v v="$load" 'BEGIN { printf "%.1f MiB", v / 1024 }')"
-echo "RSS idle after the load:        $(awk -v v="$idle1" 'BEGIN { printf "%.1f MiB", v / 1024 }')"
+echo "RSS idle after the load:        $(awk -v v="$idle1" 'BEGIN { printf "%.1f MiB", v / 1024 }') after selling $msold orders ($(awk -v a="$idle0" -v b="$idle1" -v n="$msold" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1024 / n : 0) }') bytes of growth per order)"
 echo "$idle_conns idle connections:       $(result "$st.idle" accepted) accepted, RSS $(result "$st.idle" rss_before_kib) -> $(result "$st.idle" rss_after_kib) KiB, $(result "$st.idle" per_conn_bytes) bytes per connection"
 echo
 echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) at the end"
