@@ -259,16 +259,88 @@ static void write_event(struct evbuffer *out, const struct catalog_event *ev)
 	evbuffer_add(out, "}}", 2);
 }
 
+/* A small output buffer for the hot replies: pieces are copied in and the
+ * whole goes to the evbuffer with one evbuffer_add, without printf. */
+struct obuf {
+	struct evbuffer *out;
+	size_t n;
+	char buf[2048];
+};
+
+static void ob_flush(struct obuf *ob)
+{
+	if (ob->n)
+		evbuffer_add(ob->out, ob->buf, ob->n);
+	ob->n = 0;
+}
+
+static void ob_add(struct obuf *ob, const char *s, size_t len)
+{
+	if (ob->n + len > sizeof(ob->buf)) {
+		ob_flush(ob);
+		if (len > sizeof(ob->buf)) {
+			evbuffer_add(ob->out, s, len);
+			return;
+		}
+	}
+	memcpy(ob->buf + ob->n, s, len);
+	ob->n += len;
+}
+
+#define ob_lit(ob, lit) ob_add((ob), (lit), sizeof(lit) - 1)
+
+static void ob_str(struct obuf *ob, const char *s)
+{
+	ob_add(ob, s, strlen(s));
+}
+
+/* Appends v in decimal. */
+static void ob_i64(struct obuf *ob, int64_t v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		tmp[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		tmp[--i] = '-';
+	ob_add(ob, tmp + i, sizeof(tmp) - i);
+}
+
 /* Writes one ORDER object; buyer_json is the buyer already as JSON. */
 static void write_order(struct evbuffer *out, const struct order *o,
 			const char *buyer_json)
 {
-	evbuffer_add_printf(out, "{\"order\":\"%s\",\"event\":\"%s\",\"tier\":\"%s\","
-			    "\"quantity\":%u,\"tickets\":[",
-			    o->id, o->event, seller_pool_name(o->pool), o->quantity);
-	for (unsigned i = 1; i <= o->quantity; i++)
-		evbuffer_add_printf(out, "%s\"%s-%u\"", i > 1 ? "," : "", o->id, i);
-	evbuffer_add_printf(out, "],\"buyer\":%s}", buyer_json);
+	struct obuf ob;
+	size_t idlen = strlen(o->id);
+
+	ob.out = out;
+	ob.n = 0;
+	ob_lit(&ob, "{\"order\":\"");
+	ob_add(&ob, o->id, idlen);
+	ob_lit(&ob, "\",\"event\":\"");
+	ob_str(&ob, o->event);
+	ob_lit(&ob, "\",\"tier\":\"");
+	ob_str(&ob, seller_pool_name(o->pool));
+	ob_lit(&ob, "\",\"quantity\":");
+	ob_i64(&ob, o->quantity);
+	ob_lit(&ob, ",\"tickets\":[");
+	for (unsigned i = 1; i <= o->quantity; i++) {
+		if (i > 1)
+			ob_lit(&ob, ",");
+		ob_lit(&ob, "\"");
+		ob_add(&ob, o->id, idlen);
+		ob_lit(&ob, "-");
+		ob_i64(&ob, i);
+		ob_lit(&ob, "\"");
+	}
+	ob_lit(&ob, "],\"buyer\":");
+	ob_str(&ob, buyer_json);
+	ob_lit(&ob, "}");
+	ob_flush(&ob);
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -341,15 +413,25 @@ static void reply_job(struct http_loop *lp, struct job *j)
 		send_reply(lp, req, 200);
 		return;
 	}
-	case JOB_SOLD_OUT:
-		evbuffer_add_printf(out, "{\"error\":\"sold_out\",\"message\":"
-				    "\"not enough %s tickets left for %u: %lld available\","
-				    "\"available\":%lld}",
-				    j->in.tier == SELLER_VIP ? "vip or general" : "general",
-				    j->in.quantity, (long long)j->available,
-				    (long long)j->available);
+	case JOB_SOLD_OUT: {
+		struct obuf ob;
+
+		ob.out = out;
+		ob.n = 0;
+
+		ob_lit(&ob, "{\"error\":\"sold_out\",\"message\":\"not enough ");
+		ob_str(&ob, j->in.tier == SELLER_VIP ? "vip or general" : "general");
+		ob_lit(&ob, " tickets left for ");
+		ob_i64(&ob, j->in.quantity);
+		ob_lit(&ob, ": ");
+		ob_i64(&ob, j->available);
+		ob_lit(&ob, " available\",\"available\":");
+		ob_i64(&ob, j->available);
+		ob_lit(&ob, "}");
+		ob_flush(&ob);
 		send_reply(lp, req, 409);
 		return;
+	}
 	case JOB_DECLINED:
 		reply_error(lp, req, 402, "payment_declined",
 			    "the payment was declined; no tickets were sold");
@@ -975,7 +1057,7 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 	lp->efd = -1;
 	/* Nobody but this loop's thread calls into the base. */
 	if (ecfg)
-		event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	lp->base = ecfg ? event_base_new_with_config(ecfg) : NULL;
 	event_config_free(ecfg);
 	lp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
