@@ -90,6 +90,8 @@ struct http_loop {
 	unsigned npend;
 	unsigned busy;                    /* busy connections */
 	unsigned open;                    /* open connections */
+	unsigned long long accepted;      /* connections accepted, ever */
+	unsigned long long requests;      /* requests routed, ever */
 	struct bufferevent **fresh;       /* accepted, not yet registered */
 	size_t nfresh, freshcap;
 	struct conn_slot *slots;
@@ -745,6 +747,7 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
 	bufferevent_incref(bev);
 	lp->fresh[lp->nfresh++] = bev;
 	lp->open++;
+	lp->accepted++;
 	n = atomic_fetch_add(&h->nconn, 1) + 1;
 	event_active(lp->newconn_ev, EV_TIMEOUT, 0);
 	if (n >= h->conf->limits.max_connections)
@@ -920,6 +923,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		s->busy = 1;
 		lp->busy++;
 	}
+	lp->requests++;
 	evhttp_request_set_on_complete_cb(req, on_reply_written, lp);
 	if (lp->draining) {
 		reply_error(lp, req, 503, "shutting_down", "the server is shutting down");
@@ -1038,6 +1042,8 @@ static void *loop_main(void *arg)
 	pthread_mutex_unlock(&h->start_lock);
 	if (event_base_loop(lp->base, 0) < 0)
 		log_err("loop %u: event loop failed", lp->index);
+	log_info("loop %u: served %llu requests on %llu connections", lp->index,
+		 lp->requests, lp->accepted);
 	cur_loop = NULL;
 	return NULL;
 }
