@@ -1063,7 +1063,9 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 	lp->efd = -1;
 	/* Nobody but this loop's thread calls into the base. */
 	if (ecfg)
-		event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK |
+				      EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST |
+				      EVENT_BASE_FLAG_PRECISE_TIMER);
 	lp->base = ecfg ? event_base_new_with_config(ecfg) : NULL;
 	event_config_free(ecfg);
 	lp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
