@@ -27,3 +27,17 @@ ticketd_tests = tests/daemon/api.py tests/daemon/payment.py \
 TESTS += $(ticketd_tests)
 STRESS_TESTS += tests/daemon/concurrency.py tests/daemon/shutdown.py
 EXTRA_DIST += $(ticketd_tests) tests/ticketd_test.py
+
+# Unit tests of the pure modules (no daemon).
+tk_daemon_unit_cppflags = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+tk_daemon_unit_cflags = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+check_PROGRAMS += tests/daemon/test_request tests/daemon/test_conf
+tests_daemon_test_request_SOURCES = tests/daemon/test_request.c
+tests_daemon_test_request_CPPFLAGS = $(tk_daemon_unit_cppflags)
+tests_daemon_test_request_CFLAGS = $(tk_daemon_unit_cflags)
+tests_daemon_test_request_LDADD = lib/libticket.la
+tests_daemon_test_conf_SOURCES = tests/daemon/test_conf.c
+tests_daemon_test_conf_CPPFLAGS = $(tk_daemon_unit_cppflags)
+tests_daemon_test_conf_CFLAGS = $(tk_daemon_unit_cflags)
+tests_daemon_test_conf_LDADD = lib/libticket.la
+TESTS += tests/daemon/test_request tests/daemon/test_conf
