@@ -1,6 +1,6 @@
 /*
- * pool.h: the worker pool. A fixed set of threads takes tasks from a bounded
- * queue with two lanes; the priority lane is always served first (VIP
+ * pool.h: the worker pool. A set of threads (resized on reload) takes tasks
+ * from a bounded queue with two lanes; the priority lane is served first (VIP
  * purchases on an event whose core is "priority"). A full queue refuses the
  * task at once (-EAGAIN), so memory stays bounded and the caller answers 503.
  * Tasks are intrusive: the caller embeds a struct pool_task in its own job
@@ -8,6 +8,8 @@
  */
 #ifndef TICKETD_POOL_H
 #define TICKETD_POOL_H
+
+#define POOL_MAX_WORKERS 1024u   /* the config's bound on workers */
 
 struct pool_task {
 	struct pool_task *next;   /* private to the pool while queued */
@@ -29,8 +31,8 @@ enum pool_lane {
 
 struct pool;
 
-/* Starts workers threads that run ops over a queue of at most depth tasks
- * (ops is copied). Returns 0 or -errno. */
+/* Starts workers (1..POOL_MAX_WORKERS) threads that run ops over a queue of
+ * at most depth tasks (ops is copied). Returns 0 or -errno. */
 int pool_create(unsigned workers, unsigned depth, const struct pool_ops *ops,
 		void *arg, struct pool **out);
 /* Queues t; any thread. Returns 0, -EAGAIN when the queue is full, or
@@ -46,5 +48,19 @@ void pool_stop(struct pool *p);
 void pool_destroy(struct pool *p);
 /* Tasks waiting right now (for status and metrics). */
 unsigned pool_queued(struct pool *p);
+
+/* Changes the number of workers (1..POOL_MAX_WORKERS) while tasks run; call
+ * from the thread that created the pool. New workers start at once; surplus
+ * ones finish their batch and leave, and are joined later. Never waits for
+ * a busy worker. Returns 0, -EINVAL, or -errno if a thread could not start. */
+int pool_resize(struct pool *p, unsigned workers);
+/* Workers running now, leavers not counted. */
+unsigned pool_workers(struct pool *p);
+/* Liveness for the watchdog: pool_heartbeat() moves after every batch a
+ * worker runs and, once a tick is set, whenever an idle worker has waited
+ * tick_ms (0: idle workers wait untimed). A pool whose counter stands still
+ * for several ticks has every worker stuck in a task or on a lock. */
+void pool_set_tick(struct pool *p, unsigned ms);
+unsigned long long pool_heartbeat(struct pool *p);
 
 #endif /* TICKETD_POOL_H */

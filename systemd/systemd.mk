@@ -66,6 +66,15 @@ tests_systemd_sd_probe_CPPFLAGS = $(tk_sd_cppflags)
 tests_systemd_sd_probe_CFLAGS = $(tk_sd_cflags)
 tests_systemd_sd_probe_LDADD = $(tk_sd_ldadd)
 
+# The worker pool's live controls: resize under load, heartbeat (watchdog).
+check_PROGRAMS += tests/systemd/test_pool_live
+tests_systemd_test_pool_live_SOURCES = tests/systemd/test_pool_live.c \
+	daemon/pool.c daemon/pool.h
+tests_systemd_test_pool_live_CPPFLAGS = $(tk_sd_cppflags)
+tests_systemd_test_pool_live_LDADD = lib/libticket.la
+TESTS += tests/systemd/test_pool_live
+STRESS_TESTS += tests/systemd/test_pool_live
+
 # The notify-protocol harness (tests/systemd/sdharness.py) against sd_probe;
 # the generated units (systemd-analyze verify and security); the man pages.
 TESTS += tests/systemd/test_sd tests/systemd/test_harness.py \
