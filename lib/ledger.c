@@ -1230,9 +1230,14 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 			   LEDGER_SCHEMA_VERSION);
 	}
 	/* The boot epoch, durably (synchronous is FULL until below). */
-	rc = exec_or(l, "BEGIN IMMEDIATE;"
-		     " UPDATE meta SET value = value + 1 WHERE key = 'boot_epoch';"
-		     " COMMIT", "cannot write (read-only or full?)", err, errlen);
+	if (opt->min_epoch > INT64_MAX) {
+		snprintf(err, errlen, "%s: min_epoch out of range", l->path);
+		return -EINVAL;
+	}
+	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE; UPDATE meta SET value ="
+		 " max(value + 1, %" PRIu64 ") WHERE key = 'boot_epoch'; COMMIT",
+		 opt->min_epoch);
+	rc = exec_or(l, sql, "cannot write (read-only or full?)", err, errlen);
 	if (rc < 0)
 		return rc;
 	if (query_int(l->db, "SELECT value FROM meta WHERE key = 'boot_epoch'", &v) !=

@@ -58,6 +58,9 @@ struct ledger_options {
 				      * Past it commits fail with -ENOSPC. */
 	int64_t (*now_ms)(void);     /* wall clock in ms; NULL = CLOCK_REALTIME.
 				      * Tests pass a fake one to expire keys. */
+	uint64_t min_epoch;          /* the boot epoch this open gets is at least
+				      * this (0 = no floor): carries an epoch
+				      * kept elsewhere before (a migration) */
 };
 
 struct ledger;
@@ -74,8 +77,9 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out,
  * and closes the database. No submit or read may run concurrently. */
 void ledger_close(struct ledger *l);
 
-/* The boot epoch: 1 on the first open of a new ledger, +1 at each open,
- * stored durably before ledger_open returns. Order ids built from
+/* The boot epoch: 1 on the first open of a new ledger, +1 at each open (or
+ * options.min_epoch if that is larger), stored durably before ledger_open
+ * returns. Order ids built from
  * (epoch, counter) are unique across restarts. */
 uint64_t ledger_epoch(const struct ledger *l);
 /* "full" or "off". */

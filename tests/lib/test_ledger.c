@@ -148,6 +148,19 @@ static void test_create_reopen(const char *dir)
 	l = open_dir(sub, err, sizeof(err));
 	ok(l && ledger_epoch(l) == e1 + 2, "epoch grows on every open");
 	ledger_close(l);
+	{
+		/* A migrated epoch (min_epoch) is a floor, never a step back. */
+		struct ledger_options opt = { .state_dir = sub, .now_ms = fake_clock,
+					      .min_epoch = 40 };
+
+		ok(ledger_open(&opt, &l, err, sizeof(err)) == 0 && ledger_epoch(l) == 40,
+		   "min_epoch 40 lifts the epoch to 40 (%s)", l ? "ok" : err);
+		ledger_close(l);
+		opt.min_epoch = 7;
+		ok(ledger_open(&opt, &l, err, sizeof(err)) == 0 && ledger_epoch(l) == 41,
+		   "a lower min_epoch is ignored: 41 (%s)", l ? "ok" : err);
+		ledger_close(l);
+	}
 }
 
 static void test_orders(struct ledger *l)
