@@ -1,29 +1,65 @@
 /*
- * catalog.c: builds the events from the config and finds them by id. Reads
- * only after start-up: no lock here. The sellers it creates are the cores'
- * business (each guards its own counters).
+ * catalog.c: builds the events from the config and finds them by id. The
+ * events on sale are an immutable index (an array of event pointers)
+ * published through one atomic pointer: readers (every loop, any worker)
+ * load it and never lock; catalog_update, on the main thread, builds a new
+ * index and publishes it. Events and old indexes are never freed before
+ * catalog_destroy, so a pointer any thread got stays valid. The sellers it
+ * creates are the cores' business (each guards its own counters).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "catalog.h"
+#include "log.h"
 #include "request.h"
 
-struct catalog {
-	struct catalog_event *events;
+/* The events on sale at one moment; immutable once published. */
+struct catalog_index {
 	size_t n;
+	struct catalog_event *ev[];
+};
+
+struct catalog {
+	_Atomic(struct catalog_index *) cur; /* published: acquire/release */
+	/* Below: the updating thread's alone. */
+	struct catalog_index **old;          /* indexes replaced, freed at destroy */
+	size_t nold;
+	struct catalog_event **all;          /* every event ever made, on sale or not */
+	size_t nall, capall;
+	catalog_sold_fn sold;                /* what the ledger says was sold */
+	void *sold_arg;
 };
 
 static void event_free(struct catalog_event *e)
 {
+	if (!e)
+		return;
 	seller_destroy(e->seller);
 	free(e->id);
 	free(e->name_json);
 	free(e->vip_code);
+	free(e);
+}
+
+static struct catalog_index *index_new(size_t n)
+{
+	struct catalog_index *x = calloc(1, sizeof(*x) + n * sizeof(x->ev[0]));
+
+	if (x)
+		x->n = n;
+	return x;
+}
+
+static struct catalog_index *cur_index(const struct catalog *cat)
+{
+	/* The catalog's own field is atomic; the cast drops only the const. */
+	return atomic_load_explicit(&((struct catalog *)cat)->cur, memory_order_acquire);
 }
 
 /* Builds one entry from its config; 0 or -errno with the cause in err. */
@@ -31,7 +67,9 @@ static int event_init(struct catalog_event *e, const struct conf *c,
 		      const struct conf_event *ce, catalog_sold_fn sold, void *arg,
 		      char *err, size_t errlen)
 {
-	struct seller_params params = { .max_quantity = c->limits.max_quantity };
+	/* The request decoder enforces limits.max_quantity, which a reload may
+	 * raise: the seller itself only keeps the absolute bound. */
+	struct seller_params params = { .max_quantity = SELLER_MAX_QUANTITY };
 	char name[2 + 6 * CONF_NAME_MAX + 1];
 	const char *why = NULL;
 	int rc;
@@ -78,19 +116,57 @@ static int event_init(struct catalog_event *e, const struct conf *c,
 	return 0;
 }
 
+/* Makes one event from its config and records it in cat->all; 0 or -errno. */
+static int event_make(struct catalog *cat, const struct conf *c,
+		      const struct conf_event *ce, struct catalog_event **out,
+		      char *err, size_t errlen)
+{
+	struct catalog_event *e;
+	int rc;
+
+	if (cat->nall == cat->capall) {
+		size_t cap = cat->capall ? cat->capall * 2 : 16;
+		struct catalog_event **a = realloc(cat->all, cap * sizeof(*a));
+
+		if (!a) {
+			snprintf(err, errlen, "event %s: out of memory", ce->id);
+			return -ENOMEM;
+		}
+		cat->all = a;
+		cat->capall = cap;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		snprintf(err, errlen, "event %s: out of memory", ce->id);
+		return -ENOMEM;
+	}
+	rc = event_init(e, c, ce, cat->sold, cat->sold_arg, err, errlen);
+	if (rc < 0) {
+		event_free(e);
+		return rc;
+	}
+	cat->all[cat->nall++] = e;
+	*out = e;
+	return 0;
+}
+
 int catalog_create(const struct conf *c, catalog_sold_fn sold, void *arg,
 		   struct catalog **out, char *err, size_t errlen)
 {
 	struct catalog *cat = calloc(1, sizeof(*cat));
+	struct catalog_index *x = index_new(c->nevents);
 	int rc = -ENOMEM;
 
-	if (!cat || !(cat->events = calloc(c->nevents, sizeof(*cat->events)))) {
+	if (!cat || !x) {
 		snprintf(err, errlen, "out of memory");
+		free(x);
 		goto fail;
 	}
+	cat->sold = sold;
+	cat->sold_arg = arg;
+	atomic_init(&cat->cur, x);
 	for (size_t i = 0; i < c->nevents; i++) {
-		cat->n = i + 1;
-		rc = event_init(&cat->events[i], c, &c->events[i], sold, arg, err, errlen);
+		rc = event_make(cat, c, &c->events[i], &x->ev[i], err, errlen);
 		if (rc < 0)
 			goto fail;
 	}
@@ -101,31 +177,108 @@ fail:
 	return rc;
 }
 
+/* An event ever made with this id, on sale or dropped; NULL if none. */
+struct catalog_event *catalog_find_made(const struct catalog *cat, const char *id)
+{
+	for (size_t i = 0; i < cat->nall; i++)
+		if (strcmp(cat->all[i]->id, id) == 0)
+			return cat->all[i];
+	return NULL;
+}
+
+int catalog_update(struct catalog *cat, const struct conf *c,
+		   char *err, size_t errlen)
+{
+	struct catalog_index *x = index_new(c->nevents), *prev;
+	struct catalog_index **old;
+	size_t made = cat->nall;
+	int rc = -ENOMEM;
+
+	old = realloc(cat->old, (cat->nold + 1) * sizeof(*old));
+	if (old)
+		cat->old = old;
+	if (!x || !old) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* First everything that can fail: events new to this run. */
+	for (size_t i = 0; i < c->nevents; i++) {
+		x->ev[i] = catalog_find_made(cat, c->events[i].id);
+		if (!x->ev[i]) {
+			rc = event_make(cat, c, &c->events[i], &x->ev[i], err, errlen);
+			if (rc < 0)
+				goto fail;
+		}
+	}
+	/* Then what cannot: growth the caller checked (seller_grow refuses
+	 * only add <= 0 and overflow, and capacities are at most 10^12). */
+	for (size_t i = 0; i < c->nevents; i++) {
+		struct catalog_event *e = x->ev[i];
+		struct seller_snapshot snap;
+
+		seller_snapshot(e->seller, &snap);
+		for (int p = 0; p < SELLER_NPOOLS; p++) {
+			int64_t add = c->events[i].capacity[p] - snap.capacity[p];
+
+			if (add > 0 && (rc = seller_grow(e->seller, (enum seller_pool)p,
+							  add)) < 0)
+				log_err("event %s: cannot grow the %s capacity by %lld: %s",
+					e->id, seller_pool_name((enum seller_pool)p),
+					(long long)add, strerror(-rc));
+		}
+	}
+	prev = atomic_exchange_explicit(&cat->cur, x, memory_order_acq_rel);
+	cat->old[cat->nold++] = prev;
+	return 0;
+fail:
+	/* Events made for this update are not on sale anywhere yet. */
+	while (cat->nall > made)
+		event_free(cat->all[--cat->nall]);
+	free(x);
+	return rc;
+}
+
 void catalog_destroy(struct catalog *cat)
 {
 	if (!cat)
 		return;
-	for (size_t i = 0; i < cat->n; i++)
-		event_free(&cat->events[i]);
-	free(cat->events);
+	for (size_t i = 0; i < cat->nall; i++)
+		event_free(cat->all[i]);
+	for (size_t i = 0; i < cat->nold; i++)
+		free(cat->old[i]);
+	free(cat->old);
+	free(cat->all);
+	free(atomic_load(&cat->cur));
 	free(cat);
+}
+
+struct catalog_event *const *catalog_events(const struct catalog *cat, size_t *n)
+{
+	struct catalog_index *x = cur_index(cat);
+
+	*n = x->n;
+	return x->ev;
 }
 
 size_t catalog_count(const struct catalog *cat)
 {
-	return cat->n;
+	return cur_index(cat)->n;
 }
 
 struct catalog_event *catalog_at(const struct catalog *cat, size_t i)
 {
-	return i < cat->n ? &cat->events[i] : NULL;
+	struct catalog_index *x = cur_index(cat);
+
+	return i < x->n ? x->ev[i] : NULL;
 }
 
 struct catalog_event *catalog_find(const struct catalog *cat, const char *id,
 				   size_t len)
 {
-	for (size_t i = 0; i < cat->n; i++) {
-		struct catalog_event *e = &cat->events[i];
+	struct catalog_index *x = cur_index(cat);
+
+	for (size_t i = 0; i < x->n; i++) {
+		struct catalog_event *e = x->ev[i];
 
 		if (e->id_len == len && memcmp(e->id, id, len) == 0)
 			return e;

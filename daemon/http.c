@@ -798,13 +798,15 @@ static unsigned method_bit(enum evhttp_cmd_type t)
 static void route_events(struct http_loop *lp, struct evhttp_request *req)
 {
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
-	struct catalog *cat = lp->http->cat;
+	size_t n;
+	/* One snapshot of the events on sale: a reload may change the set. */
+	struct catalog_event *const *evs = catalog_events(lp->http->cat, &n);
 
 	evbuffer_add(out, "{\"events\":[", 11);
-	for (size_t i = 0; i < catalog_count(cat); i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (i)
 			evbuffer_add(out, ",", 1);
-		write_event(out, catalog_at(cat, i));
+		write_event(out, evs[i]);
 	}
 	evbuffer_add(out, "]}", 2);
 	send_reply(lp, req, 200);
