@@ -9,8 +9,12 @@
  *  - worker/ledger -> loop: http_job_done() pushes the job on the loop's
  *    lock-free completion stack; the push that finds it empty writes the
  *    loop's eventfd, so one wakeup serves a whole batch;
- *  - main -> loop: a control bit (drain, exit) and the same eventfd;
- *  - loop -> main: the drained callback, and the shared connection count.
+ *  - main -> loop: a control bit (drain, exit, new config) and the same
+ *    eventfd; the config itself is an immutable snapshot behind an atomic
+ *    pointer (http_set_conf), which its publisher keeps alive;
+ *  - loop -> main: the drained callback, the shared connection count, and
+ *    per-loop atomics the loop alone writes: its request count and its
+ *    heartbeat (a timer bumps it: a stuck loop's stands still).
  *
  * Connections are counted for max_connections: the bevcb counts a new one,
  * and, later in the same loop iteration (after evhttp has set it up), the
@@ -56,6 +60,7 @@
 
 #define CTL_DRAIN 0x1u
 #define CTL_EXIT 0x2u
+#define CTL_CONF 0x4u          /* a new config was published: apply its limits */
 /* With the changelist, a loop applies an epoll_ctl(DEL) for a connection it
  * closed at its next poll; by then another loop may have accepted a new
  * socket with the same fd number, and the kernel answers ENOENT, as libevent
@@ -89,9 +94,13 @@ struct http_loop {
 	struct event *newconn_ev;         /* registers newly accepted connections */
 	struct event *resume_ev;          /* re-enables accepting */
 	struct event *flush_ev;           /* hands this iteration's jobs to the pool */
+	struct event *tick_ev;            /* bumps beat (watchdog), or NULL */
+	struct event *stall_ev;           /* the test hook's one-shot, or NULL */
 	int efd;                          /* eventfd: completions and control */
 	_Atomic(struct job *) done_head;  /* completion stack (MPSC, lock-free) */
 	atomic_uint ctl;                  /* CTL_* requests from main */
+	atomic_ullong beat;               /* written by the loop only: its ticks */
+	atomic_ullong requests;           /* written by the loop only: requests routed */
 
 	/* Everything below belongs to the loop thread alone. */
 	struct job *free_jobs;
@@ -102,7 +111,6 @@ struct http_loop {
 	unsigned busy;                    /* busy connections */
 	unsigned open;                    /* open connections */
 	unsigned long long accepted;      /* connections accepted, ever */
-	unsigned long long requests;      /* requests routed, ever */
 	struct bufferevent **fresh;       /* accepted, not yet registered */
 	size_t nfresh, freshcap;
 	struct conn_slot *slots;
@@ -115,7 +123,9 @@ struct http_loop {
 };
 
 struct http {
-	const struct conf *conf;
+	_Atomic(const struct conf *) conf; /* the current snapshot (conf_now) */
+	unsigned tick_ms;                 /* loop heartbeat period; 0 = none */
+	unsigned stall_ms;                /* test hook: loop 0 stalls then; 0 = never */
 	struct catalog *cat;
 	struct pool *pool;
 	const struct job_env *env;
@@ -131,6 +141,12 @@ struct http {
 	pthread_cond_t start_cond;
 	unsigned nstarted;
 };
+
+/* The config snapshot in force; any thread. */
+static const struct conf *conf_now(const struct http *h)
+{
+	return atomic_load_explicit(&((struct http *)h)->conf, memory_order_acquire);
+}
 
 /* The loop this thread runs, if any. */
 static _Thread_local struct http_loop *cur_loop;
@@ -620,7 +636,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (atomic_load(&lp->http->nconn) < lp->http->conf->limits.max_connections)
+	if (atomic_load(&lp->http->nconn) < conf_now(lp->http)->limits.max_connections)
 		resume_accepting(lp);
 	else if (lp->paused)
 		evtimer_add(lp->resume_ev, &tv);
@@ -654,7 +670,7 @@ static void conn_gone(struct http_loop *lp, struct conn_slot *s)
 	}
 	lp->open--;
 	left = atomic_fetch_sub(&h->nconn, 1) - 1;
-	if (lp->paused && left < h->conf->limits.max_connections)
+	if (lp->paused && left < conf_now(h)->limits.max_connections)
 		resume_accepting(lp);
 	maybe_drained(lp);
 }
@@ -761,7 +777,7 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
 	lp->accepted++;
 	n = atomic_fetch_add(&h->nconn, 1) + 1;
 	event_active(lp->newconn_ev, EV_TIMEOUT, 0);
-	if (n >= h->conf->limits.max_connections)
+	if (n >= conf_now(h)->limits.max_connections)
 		pause_accepting(lp, "max_connections reached");
 	return bev;
 }
@@ -876,7 +892,7 @@ static void route_purchase(struct http_loop *lp, struct evhttp_request *req,
 		reply_error(lp, req, 503, "overloaded", "out of memory; retry shortly");
 		return;
 	}
-	if (request_decode_purchase(body, len, lp->http->conf->limits.max_quantity,
+	if (request_decode_purchase(body, len, conf_now(lp->http)->limits.max_quantity,
 				    &j->in, &rerr) < 0) {
 		job_put(lp, j);
 		reply_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
@@ -936,7 +952,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 		s->busy = 1;
 		lp->busy++;
 	}
-	lp->requests++;
+	/* Only this thread writes it: a load and a store, no locked add. */
+	atomic_store_explicit(&lp->requests,
+			      atomic_load_explicit(&lp->requests, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 	evhttp_request_set_on_complete_cb(req, on_reply_written, lp);
 	if (lp->draining) {
 		reply_error(lp, req, 503, "shutting_down", "the server is shutting down");
@@ -1011,6 +1030,48 @@ static void loop_drain(struct http_loop *lp)
 	maybe_drained(lp);
 }
 
+/* Sets this loop's evhttp limits from the current config (they apply to
+ * connections accepted from then on). */
+static void apply_limits(struct http_loop *lp)
+{
+	const struct conf *c = conf_now(lp->http);
+	struct timeval tmo = {
+		.tv_sec = c->limits.request_timeout_ms / 1000,
+		.tv_usec = (long)(c->limits.request_timeout_ms % 1000) * 1000,
+	};
+
+	evhttp_set_max_body_size(lp->evh, (ev_ssize_t)c->limits.max_body_bytes);
+	evhttp_set_max_headers_size(lp->evh, (ev_ssize_t)c->limits.max_header_bytes);
+	evhttp_set_timeout_tv(lp->evh, &tmo);
+}
+
+/* The loop's heartbeat: runs only if the loop runs its callbacks. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_loop *lp = arg;
+
+	(void)fd;
+	(void)what;
+	atomic_store_explicit(&lp->beat,
+			      atomic_load_explicit(&lp->beat, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+/* Test hook (TICKETD_DEBUG_STALL_LOOP): wedges this loop, as a bug would,
+ * until main tells it to exit; nothing else of the loop runs meanwhile. */
+static void on_stall(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_loop *lp = arg;
+	struct timespec ts = { 0, 10 * 1000000L };
+
+	(void)fd;
+	(void)what;
+	log_warn("loop %u: stalling on purpose (TICKETD_DEBUG_STALL_LOOP, a testing aid)",
+		 lp->index);
+	while (!(atomic_load(&lp->ctl) & CTL_EXIT))
+		nanosleep(&ts, NULL);
+}
+
 /* The eventfd fired: finish every job that came back, then obey main. */
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
@@ -1037,6 +1098,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		job_finish(lp, j);
 	}
 	ctl = atomic_exchange(&lp->ctl, 0);
+	if (ctl & CTL_CONF)
+		apply_limits(lp);
 	if (ctl & CTL_DRAIN)
 		loop_drain(lp);
 	if (ctl & CTL_EXIT)
@@ -1056,7 +1119,7 @@ static void *loop_main(void *arg)
 	if (event_base_loop(lp->base, 0) < 0)
 		log_err("loop %u: event loop failed", lp->index);
 	log_info("loop %u: served %llu requests on %llu connections", lp->index,
-		 lp->requests, lp->accepted);
+		 (unsigned long long)atomic_load(&lp->requests), lp->accepted);
 	cur_loop = NULL;
 	return NULL;
 }
@@ -1064,12 +1127,9 @@ static void *loop_main(void *arg)
 static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 		     char *err, size_t errlen)
 {
-	const struct conf *c = h->conf;
 	struct event_config *ecfg = event_config_new();
-	struct timeval tmo = {
-		.tv_sec = c->limits.request_timeout_ms / 1000,
-		.tv_usec = (long)(c->limits.request_timeout_ms % 1000) * 1000,
-	};
+	struct timeval tick = { h->tick_ms / 1000, (long)(h->tick_ms % 1000) * 1000 };
+	struct timeval stall = { h->stall_ms / 1000, (long)(h->stall_ms % 1000) * 1000 };
 
 	lp->http = h;
 	lp->index = index;
@@ -1095,8 +1155,15 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 	lp->newconn_ev = event_new(lp->base, -1, 0, on_new_conns, lp);
 	lp->resume_ev = evtimer_new(lp->base, on_resume, lp);
 	lp->flush_ev = event_new(lp->base, -1, 0, on_flush, lp);
+	if (h->tick_ms)
+		lp->tick_ev = event_new(lp->base, -1, EV_PERSIST, on_tick, lp);
+	if (h->stall_ms && index == 0)
+		lp->stall_ev = evtimer_new(lp->base, on_stall, lp);
 	if (!lp->wake_ev || !lp->newconn_ev || !lp->resume_ev || !lp->flush_ev ||
-	    event_add(lp->wake_ev, NULL) < 0) {
+	    event_add(lp->wake_ev, NULL) < 0 ||
+	    (h->tick_ms && (!lp->tick_ev || event_add(lp->tick_ev, &tick) < 0)) ||
+	    (h->stall_ms && index == 0 && (!lp->stall_ev ||
+					   evtimer_add(lp->stall_ev, &stall) < 0))) {
 		snprintf(err, errlen, "loop %u: cannot create its events", index);
 		return -ENOMEM;
 	}
@@ -1105,9 +1172,7 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 				   EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 				   EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(lp->evh, "application/json");
-	evhttp_set_max_body_size(lp->evh, (ev_ssize_t)c->limits.max_body_bytes);
-	evhttp_set_max_headers_size(lp->evh, (ev_ssize_t)c->limits.max_header_bytes);
-	evhttp_set_timeout_tv(lp->evh, &tmo);
+	apply_limits(lp);
 	evhttp_set_flags(lp->evh, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_gencb(lp->evh, on_request, lp);
 	evhttp_set_bevcb(lp->evh, on_new_bev, lp);
@@ -1141,7 +1206,9 @@ int http_create(const struct http_options *o, struct http **out,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	h->conf = o->conf;
+	atomic_init(&h->conf, o->conf);
+	h->tick_ms = o->tick_ms;
+	h->stall_ms = o->stall_ms;
 	h->cat = o->catalog;
 	h->pool = o->pool;
 	h->env = o->env;
@@ -1259,6 +1326,10 @@ static void loop_free(struct http_loop *lp)
 		event_free(lp->resume_ev);
 	if (lp->flush_ev)
 		event_free(lp->flush_ev);
+	if (lp->tick_ev)
+		event_free(lp->tick_ev);
+	if (lp->stall_ev)
+		event_free(lp->stall_ev);
 	if (lp->base)
 		event_base_free(lp->base);
 	if (lp->efd >= 0)
@@ -1281,4 +1352,30 @@ void http_destroy(struct http *h)
 unsigned http_connections(struct http *h)
 {
 	return atomic_load(&h->nconn);
+}
+
+void http_set_conf(struct http *h, const struct conf *c)
+{
+	atomic_store_explicit(&h->conf, c, memory_order_release);
+	for (unsigned i = 0; i < h->nloops; i++)
+		post_ctl(&h->loops[i], CTL_CONF);
+}
+
+unsigned long long http_requests(struct http *h)
+{
+	unsigned long long n = 0;
+
+	for (unsigned i = 0; i < h->nloops; i++)
+		n += atomic_load_explicit(&h->loops[i].requests, memory_order_relaxed);
+	return n;
+}
+
+unsigned http_loop_count(struct http *h)
+{
+	return h->nloops;
+}
+
+unsigned long long http_heartbeat(struct http *h, unsigned i)
+{
+	return atomic_load_explicit(&h->loops[i].beat, memory_order_relaxed);
 }

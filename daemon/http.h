@@ -22,7 +22,8 @@
 struct http;
 
 struct http_options {
-	const struct conf *conf;       /* limits, io_threads; read-only */
+	const struct conf *conf;       /* limits, io_threads; read-only; replaced
+					* by http_set_conf */
 	struct catalog *catalog;
 	struct pool *pool;
 	const struct job_env *env;     /* handed to every job */
@@ -32,6 +33,10 @@ struct http_options {
 	 * after http_drain; must be thread-safe (e.g. event_active). */
 	void (*drained)(void *arg);
 	void *arg;
+	unsigned tick_ms;              /* each loop bumps its heartbeat this often
+					* (the watchdog's evidence); 0 = no timer */
+	unsigned stall_ms;             /* test hook: loop 0 stalls this long after
+					* start, until http_stop; 0 = never */
 };
 
 /* Creates a listening TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking,
@@ -77,5 +82,18 @@ void http_batch_end(void *arg);
 
 /* Open connections over all loops. */
 unsigned http_connections(struct http *h);
+/* Requests routed over all loops since start (read without locks: each
+ * loop's own count, relaxed). */
+unsigned long long http_requests(struct http *h);
+
+/* Reload (any thread): publishes c, which must stay valid until
+ * http_destroy, and has every loop apply its limits. max_quantity and
+ * max_connections take effect at once; body, header and time limits for
+ * connections accepted from then on. */
+void http_set_conf(struct http *h, const struct conf *c);
+/* Liveness, for the watchdog: the number of loops, and loop i's heartbeat,
+ * which moves every tick_ms while the loop runs its callbacks. */
+unsigned http_loop_count(struct http *h);
+unsigned long long http_heartbeat(struct http *h, unsigned i);
 
 #endif /* TICKETD_HTTP_H */
