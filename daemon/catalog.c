@@ -220,6 +220,10 @@ int catalog_update(struct catalog *cat, const struct conf *c,
 		for (int p = 0; p < SELLER_NPOOLS; p++) {
 			int64_t add = c->events[i].capacity[p] - snap.capacity[p];
 
+			/* A vip tier added to an existing event waits for a
+			 * restart: its code and its place in replies are fixed. */
+			if (p == SELLER_VIP && !e->has_vip)
+				continue;
 			if (add > 0 && (rc = seller_grow(e->seller, (enum seller_pool)p,
 							  add)) < 0)
 				log_err("event %s: cannot grow the %s capacity by %lld: %s",
