@@ -405,6 +405,44 @@ out:
 	return rc;
 }
 
+static int parse_ledger(struct cp *p, json_t *root, struct conf *c)
+{
+	static const char *const keys[] = { "sync", "max_db_bytes", NULL };
+	json_t *obj = json_object_get(root, "ledger"), *v;
+	size_t old;
+	int rc;
+
+	if (!obj)
+		return 0;
+	old = cp_push(p, "ledger", 0);
+	if (!json_is_object(obj)) {
+		rc = cp_fail(p, "must be an object, got %s", type_name(obj));
+		goto out;
+	}
+	rc = check_keys(p, obj, keys);
+	if (!rc && (v = json_object_get(obj, "sync"))) {
+		size_t o2 = cp_push(p, "sync", 0);
+
+		if (!json_is_string(v) || ledger_sync_parse(json_string_value(v),
+							    &c->ledger.sync) < 0)
+			rc = cp_fail(p, "must be \"full\" or \"off\"");
+		cp_pop(p, o2);
+	}
+	/* 0 = no cap; else at least 64 KiB (the schema alone takes ~40 KiB). */
+	if (!rc)
+		rc = get_int(p, obj, "max_db_bytes", 0, INT64_C(1) << 50,
+			     &c->ledger.max_db_bytes);
+	if (!rc && c->ledger.max_db_bytes > 0 && c->ledger.max_db_bytes < 65536) {
+		size_t o2 = cp_push(p, "max_db_bytes", 0);
+
+		rc = cp_fail(p, "must be 0 (no cap) or at least 65536");
+		cp_pop(p, o2);
+	}
+out:
+	cp_pop(p, old);
+	return rc;
+}
+
 static int parse_tiers(struct cp *p, json_t *ev, struct conf_event *e)
 {
 	static const char *const keys[] = { "general", "vip", NULL };
@@ -537,6 +575,9 @@ static int conf_defaults(struct conf *c)
 	c->limits.max_connections = 4096;
 	c->limits.drain_timeout_ms = 5000;
 	c->log_level = LOGL_INFO;
+	c->ledger.sync = LEDGER_SYNC_FULL;
+	c->ledger.max_db_bytes = 0;
+	c->idempotency_ttl_s = LEDGER_DEFAULT_TTL_S;
 	c->seller = strdup("mutex");
 	c->state_dir = strdup(LOCALSTATEDIR "/lib/ticketd");
 	c->listen = calloc(1, sizeof(*c->listen));
@@ -550,7 +591,8 @@ static int parse_root(struct cp *p, json_t *root, struct conf *c)
 {
 	static const char *const keys[] = {
 		"listen", "io_threads", "workers", "queue_depth", "seller",
-		"payment", "limits", "state_dir", "log_level", "events", NULL
+		"payment", "limits", "state_dir", "log_level", "events",
+		"ledger", "idempotency_ttl_s", "admin_token_file", NULL
 	};
 	char *level = NULL;
 	char why[384];
@@ -581,6 +623,13 @@ static int parse_root(struct cp *p, json_t *root, struct conf *c)
 		rc = parse_limits(p, root, c);
 	if (!rc)
 		rc = get_string(p, root, "state_dir", 1, 4095, &c->state_dir);
+	if (!rc)
+		rc = parse_ledger(p, root, c);
+	if (!rc)
+		rc = get_int(p, root, "idempotency_ttl_s", 1, CONF_MAX_TTL_S,
+			     &c->idempotency_ttl_s);
+	if (!rc)
+		rc = get_string(p, root, "admin_token_file", 1, 4095, &c->admin_token_file);
 	if (!rc)
 		rc = get_string(p, root, "log_level", 1, 16, &level);
 	if (!rc && level && log_level_parse(level, &c->log_level) < 0) {
@@ -709,6 +758,7 @@ void conf_free(struct conf *c)
 	free(c->listen);
 	free(c->seller);
 	free(c->state_dir);
+	free(c->admin_token_file);
 	free(c->path);
 	free(c);
 }
@@ -786,6 +836,12 @@ void conf_summary(const struct conf *c, FILE *f)
 		c->limits.max_quantity, c->limits.request_timeout_ms,
 		c->limits.max_connections, c->limits.drain_timeout_ms);
 	fprintf(f, "state_dir: %s\n", c->state_dir);
+	fprintf(f, "ledger:    sync %s, ", ledger_sync_name(c->ledger.sync));
+	if (c->ledger.max_db_bytes)
+		fprintf(f, "at most %lld bytes, ", (long long)c->ledger.max_db_bytes);
+	fprintf(f, "idempotency keys kept %lld s\n", (long long)c->idempotency_ttl_s);
+	fprintf(f, "admin:     %s\n", c->admin_token_file ? c->admin_token_file
+		: "token from $CREDENTIALS_DIRECTORY/admin-token, if any");
 	fprintf(f, "log_level: %s\n", log_level_name(c->log_level));
 	fprintf(f, "events:    %zu\n", c->nevents);
 	for (size_t i = 0; i < c->nevents; i++) {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "ledger.h"
 #include "log.h"
 #include "seller.h"
 
@@ -24,6 +25,7 @@
 #define CONF_NAME_MAX 256          /* event display name, bytes */
 #define CONF_ADDR_MAX 64           /* "addr:port" as written, bytes */
 #define CONF_MAX_TICKETS 1000000000000LL /* per tier */
+#define CONF_MAX_TTL_S 31536000    /* idempotency_ttl_s, one year */
 
 /* Loader flags. */
 #define CONF_ALLOW_UNSAFE 0x1u     /* accept cores flagged SELLER_CORE_UNSAFE */
@@ -72,6 +74,13 @@ struct conf {
 		unsigned drain_timeout_ms;   /* 0..600000, shutdown grace */
 	} limits;
 	char *state_dir;             /* relative paths are relative to the cwd */
+	struct {
+		enum ledger_sync sync;   /* "full" (default) or "off" */
+		int64_t max_db_bytes;    /* 0 = no cap; else commits past it fail (503) */
+	} ledger;
+	int64_t idempotency_ttl_s;   /* Idempotency-Key lifetime, 1..CONF_MAX_TTL_S */
+	char *admin_token_file;      /* operator token file, or NULL (then
+				      * $CREDENTIALS_DIRECTORY/admin-token) */
 	enum log_level log_level;
 	struct conf_event *events;
 	size_t nevents;              /* 1..CONF_MAX_EVENTS */

@@ -1430,7 +1430,7 @@ fail:
 	return rc;
 }
 
-void ledger_close(struct ledger *l)
+void ledger_close_stats(struct ledger *l, struct ledger_stats *final)
 {
 	if (!l)
 		return;
@@ -1440,5 +1440,12 @@ void ledger_close(struct ledger *l)
 	pthread_cond_signal(&l->qcond);
 	if (l->thread_started)
 		pthread_join(l->thread, NULL);
+	if (final)
+		ledger_stats(l, final);
 	ledger_free(l);
+}
+
+void ledger_close(struct ledger *l)
+{
+	ledger_close_stats(l, NULL);
 }

@@ -64,6 +64,7 @@ struct ledger_options {
 };
 
 struct ledger;
+struct ledger_stats;
 
 /* Opens (creating if needed) STATE_DIR/ledger.db, checks it (quick_check,
  * schema version), bumps the boot epoch durably and starts the ledger
@@ -76,6 +77,9 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out,
 /* Commits everything already submitted, calls its done()s, stops the thread
  * and closes the database. No submit or read may run concurrently. */
 void ledger_close(struct ledger *l);
+/* The same, and copies the final counters (everything committed, the last
+ * batches included) into *final first. */
+void ledger_close_stats(struct ledger *l, struct ledger_stats *final);
 
 /* The boot epoch: 1 on the first open of a new ledger, +1 at each open (or
  * options.min_epoch if that is larger), stored durably before ledger_open
