@@ -13,7 +13,8 @@ daemon_ticketd_SOURCES = daemon/main.c \
 	daemon/payment.h daemon/payment.c \
 	daemon/catalog.h daemon/catalog.c \
 	daemon/orders.h daemon/orders.c \
-	daemon/sd.h daemon/sd.c
+	daemon/sd.h daemon/sd.c \
+	daemon/service.h daemon/service.c
 daemon_ticketd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS)
 daemon_ticketd_LDADD = lib/libticket.la $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS)
 

@@ -31,13 +31,13 @@
 #include "pool.h"
 #include "purchase.h"
 #include "sd.h"
+#include "service.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
 
 #define DEFAULT_CONFIG SYSCONFDIR "/ticketd/ticketd.conf"
-#define STATUS_INTERVAL_S 2
 
 /* Exit statuses. */
 #define EXIT_USAGE 2
@@ -54,14 +54,13 @@ struct options {
 
 /* The running daemon, as the main thread's callbacks see it. */
 struct daemon {
-	const struct conf *conf;
+	struct service *svc;         /* owns the config in force (service_conf) */
 	struct catalog *cat;
 	struct http *http;
 	struct pool *pool;
 	struct event_base *base;
 	struct event *drained_ev;
 	struct event *drain_timer;
-	struct event *status_timer;
 	int stopping;
 };
 
@@ -150,62 +149,40 @@ static void list_sellers(unsigned flags)
 	}
 }
 
-/* Loads the config and applies the command line on top; 0 or 1. */
-static int load(const struct options *o, struct conf **out)
+/* Loads the config and applies the command line on top (at start-up, and
+ * again for each SIGHUP reload). Returns 0, or -EINVAL with err. */
+static int load(const struct options *o, struct conf **out, char *err, size_t errlen)
 {
-	char err[512];
+	char why[384];
 	struct conf *c;
 
-	if (conf_load(o->config, o->conf_flags, &c, err, sizeof(err)) < 0) {
-		fprintf(stderr, "ticketd: %s\n", err);
-		return 1;
-	}
+	if (conf_load(o->config, o->conf_flags, &c, err, errlen) < 0)
+		return -EINVAL;
 	if (o->listen && conf_set_listen(c, o->listen) < 0) {
-		fprintf(stderr, "ticketd: --listen %s: not a numeric \"addr:port\" or "
-			"\"[v6addr]:port\"\n", o->listen);
+		snprintf(err, errlen, "--listen %s: not a numeric \"addr:port\" or "
+			 "\"[v6addr]:port\"", o->listen);
 		goto fail;
 	}
 	if (o->state_dir && conf_set_state_dir(c, o->state_dir) < 0) {
-		fprintf(stderr, "ticketd: out of memory\n");
+		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (o->seller && conf_set_seller(c, o->seller, o->conf_flags, err,
-					 sizeof(err)) < 0) {
-		fprintf(stderr, "ticketd: --seller: %s\n", err);
+	if (o->seller && conf_set_seller(c, o->seller, o->conf_flags, why,
+					 sizeof(why)) < 0) {
+		snprintf(err, errlen, "--seller: %s", why);
 		goto fail;
 	}
 	*out = c;
 	return 0;
 fail:
 	conf_free(c);
-	return 1;
+	return -EINVAL;
 }
 
-/* Sold and capacity over every event and tier. */
-static void totals(struct catalog *cat, long long *sold, long long *cap)
+/* The service's loader for SIGHUP: the same file and overrides. */
+static int reload_load(void *arg, struct conf **out, char *err, size_t errlen)
 {
-	*sold = *cap = 0;
-	for (size_t i = 0; i < catalog_count(cat); i++) {
-		struct seller_snapshot s;
-
-		seller_snapshot(catalog_at(cat, i)->seller, &s);
-		for (int p = 0; p < SELLER_NPOOLS; p++) {
-			*sold += s.sold[p];
-			*cap += s.capacity[p];
-		}
-	}
-}
-
-static void on_status(evutil_socket_t fd, short what, void *arg)
-{
-	struct daemon *d = arg;
-	long long sold, cap;
-
-	(void)fd;
-	(void)what;
-	totals(d->cat, &sold, &cap);
-	sysd_notify_status("serving %zu events, %lld/%lld tickets sold, %u connections",
-			   catalog_count(d->cat), sold, cap, http_connections(d->http));
+	return load(arg, out, err, errlen);
 }
 
 /* Every loop drained (runs on the main thread, activated from a loop). */
@@ -234,21 +211,25 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_warn("drain timeout (%u ms): exiting with %u connections still open",
-		 d->conf->limits.drain_timeout_ms, http_connections(d->http));
+		 service_conf(d->svc)->limits.drain_timeout_ms, http_connections(d->http));
 	event_base_loopbreak(d->base);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
+	unsigned drain_ms = service_conf(d->svc)->limits.drain_timeout_ms;
 	struct timeval tv = {
-		.tv_sec = d->conf->limits.drain_timeout_ms / 1000,
-		.tv_usec = (long)(d->conf->limits.drain_timeout_ms % 1000) * 1000,
+		.tv_sec = drain_ms / 1000,
+		.tv_usec = (long)(drain_ms % 1000) * 1000,
 	};
 
 	(void)what;
 	if (sig == SIGHUP) {
-		log_warn("SIGHUP: configuration reload is not supported yet; ignored");
+		if (d->stopping)
+			log_notice("SIGHUP while shutting down: ignored");
+		else
+			service_reload(d->svc);
 		return;
 	}
 	if (d->stopping) {
@@ -258,8 +239,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	d->stopping = 1;
 	log_notice("%s: shutting down, draining for at most %u ms", strsignal((int)sig),
-		   d->conf->limits.drain_timeout_ms);
-	sysd_notify_stopping();
+		   drain_ms);
+	service_stopping(d->svc);
 	http_drain(d->http);
 	evtimer_add(d->drain_timer, &tv);
 }
@@ -300,6 +281,9 @@ static int open_sockets(const struct conf *c, int **fds, int *owned)
 	*owned = n == 0;
 	if (n == 0)
 		n = (int)c->nlisten;
+	else
+		log_notice("socket activation: serving the %d socket%s systemd passed; "
+			   "\"listen\" and -l are ignored", n, n == 1 ? "" : "s");
 	*fds = calloc((size_t)n, sizeof(**fds));
 	if (!*fds) {
 		log_err("out of memory");
@@ -328,16 +312,21 @@ fail:
 	return -1;
 }
 
-/* Runs the daemon until a signal stops it; returns the exit status. */
-static int run(const struct conf *c)
+/* Runs the daemon until a signal stops it; returns the exit status. The
+ * service takes *cp over once it exists (then *cp is NULL). */
+static int run(struct conf **cp, const struct options *o)
 {
-	struct daemon d = { .conf = c };
+	struct conf *c = *cp;
+	struct daemon d = { .svc = NULL };
 	struct orders *orders = NULL;
 	struct payment *payment = NULL;
 	struct job_env env;
 	struct event *sigs[3] = { NULL, NULL, NULL };
 	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
-	struct timeval status_tv = { STATUS_INTERVAL_S, 0 };
+	/* Read once: the beat period of loops and workers follows from it. */
+	uint64_t wd_usec = sysd_watchdog_usec();
+	unsigned tick_ms = service_tick_ms(wd_usec);
+	unsigned stall_ms = service_debug_stall_ms();
 	/* Workers hold the jobs they finish for the length of a batch. */
 	const struct pool_ops pool_ops = {
 		.batch_begin = http_batch_begin,
@@ -366,6 +355,7 @@ static int run(const struct conf *c)
 		log_err("cannot start the worker pool");
 		goto out;
 	}
+	pool_set_tick(d.pool, tick_ms);
 	env.orders = orders;
 	env.payment = payment;
 	nfds = open_sockets(c, &fds, &owned);
@@ -376,12 +366,11 @@ static int run(const struct conf *c)
 		goto out;
 	d.drained_ev = event_new(d.base, -1, 0, on_drained, &d);
 	d.drain_timer = evtimer_new(d.base, on_drain_timeout, &d);
-	d.status_timer = event_new(d.base, -1, EV_PERSIST, on_status, &d);
 	for (int i = 0; i < 3; i++)
 		sigs[i] = evsignal_new(d.base, signums[i], on_signal, &d);
-	if (!d.drained_ev || !d.drain_timer || !d.status_timer || !sigs[0] || !sigs[1] ||
+	if (!d.drained_ev || !d.drain_timer || !sigs[0] || !sigs[1] ||
 	    !sigs[2] || evsignal_add(sigs[0], NULL) < 0 || evsignal_add(sigs[1], NULL) < 0 ||
-	    evsignal_add(sigs[2], NULL) < 0 || event_add(d.status_timer, &status_tv) < 0) {
+	    evsignal_add(sigs[2], NULL) < 0) {
 		log_err("cannot set up the main event loop");
 		goto out;
 	}
@@ -389,6 +378,7 @@ static int run(const struct conf *c)
 		struct http_options ho = {
 			.conf = c, .catalog = d.cat, .pool = d.pool, .env = &env,
 			.fds = fds, .nfds = (size_t)nfds, .drained = drained_cb, .arg = &d,
+			.tick_ms = tick_ms, .stall_ms = stall_ms,
 		};
 
 		if (http_create(&ho, &d.http, err, sizeof(err)) < 0 ||
@@ -397,13 +387,26 @@ static int run(const struct conf *c)
 			goto out;
 		}
 	}
+	{
+		struct service_params sp = {
+			.base = d.base, .conf = c, .cat = d.cat, .http = d.http,
+			.pool = d.pool, .payment = payment, .load = reload_load,
+			.load_arg = (void *)o, .watchdog_usec = wd_usec,
+			.sockets_passed = !owned,
+		};
+
+		if (service_create(&sp, &d.svc, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			goto out;
+		}
+		*cp = NULL; /* the service's now */
+	}
 	log_notice("ticketd %s ready: %zu events, %u io threads, %u workers, seller %s, "
 		   "payment %s %u ms, state_dir %s (epoch %llu)", PACKAGE_VERSION,
 		   catalog_count(d.cat), c->io_threads, c->workers, c->core->name,
 		   conf_payment_mode_name(c->payment.mode), c->payment.latency_ms,
 		   c->state_dir, (unsigned long long)orders_epoch(orders));
-	sysd_notify_ready();
-	on_status(-1, 0, &d);
+	service_ready(d.svc);
 	event_base_dispatch(d.base);
 	rc = 0;
 out:
@@ -430,8 +433,7 @@ out:
 		event_free(d.drained_ev);
 	if (d.drain_timer)
 		event_free(d.drain_timer);
-	if (d.status_timer)
-		event_free(d.status_timer);
+	service_destroy(d.svc); /* last: other threads read its configs until here */
 	if (d.base)
 		event_base_free(d.base);
 	if (rc == 0)
@@ -443,6 +445,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct conf *c = NULL;
+	char err[512];
 	int rc;
 
 	log_init();
@@ -453,15 +456,17 @@ int main(int argc, char **argv)
 		list_sellers(o.conf_flags);
 		return 0;
 	}
-	if (load(&o, &c))
+	if (load(&o, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ticketd: %s\n", err);
 		return 1;
+	}
 	if (o.check) {
 		conf_summary(c, stdout);
 		conf_free(c);
 		return 0;
 	}
 	log_set_level(c->log_level);
-	rc = run(c);
+	rc = run(&c, &o);
 	conf_free(c);
 	libevent_global_shutdown();
 	return rc;
