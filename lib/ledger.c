@@ -1171,6 +1171,33 @@ static int check_existing(struct ledger *l, int *fresh, char *err, size_t errlen
 	return sql_errno(rc);
 }
 
+/* Hands every (event, pool, sold) to opt->sold_check before anything is
+ * written; 0, or its -errno (err filled by it), or a read error. */
+static int check_sold(struct ledger *l, const struct ledger_options *opt, char *err,
+		      size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(l->db, rsql[R_SOLD], -1, &st, NULL), stop = 0;
+
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		stop = opt->sold_check(opt->sold_arg, col_text(st, 0),
+				       pool_of(col_text(st, 1)),
+				       sqlite3_column_int64(st, 2), err, errlen);
+		if (stop < 0)
+			break;
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (stop < 0)
+		return stop;
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s: cannot read what was sold: %s", l->path,
+			 sqlite3_errmsg(l->db));
+		return sql_errno(rc) ? sql_errno(rc) : -EIO;
+	}
+	return 0;
+}
+
 /* Runs sql; on failure fills err with what and the SQLite message. */
 static int exec_or(struct ledger *l, const char *sql, const char *what, char *err,
 		   size_t errlen)
@@ -1198,6 +1225,11 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 	rc = check_existing(l, &fresh, err, errlen);
 	if (rc < 0)
 		return rc;
+	if (!fresh && opt->sold_check) {
+		rc = check_sold(l, opt, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
 	rc = query_text(l->db, "PRAGMA journal_mode = WAL", mode, sizeof(mode));
 	if (rc == SQLITE_OK && strcmp(mode, "wal") != 0)
 		rc = SQLITE_CANTOPEN; /* it answers with the mode it could set */

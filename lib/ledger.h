@@ -61,6 +61,14 @@ struct ledger_options {
 	uint64_t min_epoch;          /* the boot epoch this open gets is at least
 				      * this (0 = no floor): carries an epoch
 				      * kept elsewhere before (a migration) */
+	/* Optional: called for every (event, pool) with confirmed tickets,
+	 * with their sum, after the checks and before anything is written
+	 * (the epoch bump included). A negative return refuses the open with
+	 * that -errno and the message the callback wrote into err, and
+	 * leaves the file as it was: e.g. a capacity now below what was sold. */
+	int (*sold_check)(void *arg, const char *event, enum seller_pool pool,
+			  int64_t sold, char *err, size_t errlen);
+	void *sold_arg;
 };
 
 struct ledger;

@@ -41,6 +41,38 @@ static int collect_sold(void *arg, const char *event, enum seller_pool pool, int
 }
 
 /* Sold of (event, pool) per ledger_foreach_sold; -1 if absent. */
+/* sold_check that refuses more than 4 general tickets of "concert". */
+static int cap4(void *arg, const char *event, enum seller_pool pool, int64_t sold,
+		char *err, size_t errlen)
+{
+	(*(int *)arg)++;
+	if (strcmp(event, "concert") == 0 && pool == SELLER_GENERAL && sold > 4) {
+		snprintf(err, errlen, "event %s: %lld sold, capacity 4", event,
+			 (long long)sold);
+		return -ERANGE;
+	}
+	return 0;
+}
+
+/* Reads a whole file into a malloc'd buffer (*len bytes); NULL on error. */
+static char *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	*len = buf ? (size_t)n : 0;
+	fclose(f);
+	return buf;
+}
+
 static int64_t sold_of(struct ledger *l, const char *event, enum seller_pool pool)
 {
 	struct sold_list s = { .n = 0 };
@@ -159,6 +191,31 @@ static void test_create_reopen(const char *dir)
 		opt.min_epoch = 7;
 		ok(ledger_open(&opt, &l, err, sizeof(err)) == 0 && ledger_epoch(l) == 41,
 		   "a lower min_epoch is ignored: 41 (%s)", l ? "ok" : err);
+		ledger_close(l);
+	}
+	{
+		/* sold_check refuses before anything is written. */
+		struct ledger_options opt = { .state_dir = sub, .now_ms = fake_clock,
+					      .sold_check = cap4 };
+		char path[600], *before, *after;
+		size_t nb, na;
+		int calls = 0, rc;
+
+		opt.sold_arg = &calls;
+		snprintf(path, sizeof(path), "%s/%s", sub, LEDGER_DB_NAME);
+		before = read_all(path, &nb);
+		rc = ledger_open(&opt, &l, err, sizeof(err));
+		after = read_all(path, &na);
+		ok(rc == -ERANGE && l == NULL && strstr(err, "event concert: 5 sold") &&
+		   calls == 1, "sold_check refuses the open with its message (%d: %s)",
+		   rc, err);
+		ok(before && after && nb == na && memcmp(before, after, nb) == 0,
+		   "the refused open left ledger.db byte for byte as it was");
+		free(before);
+		free(after);
+		l = open_dir(sub, err, sizeof(err));
+		ok(l && ledger_epoch(l) == 42, "the refused open did not use an epoch (%llu)",
+		   l ? (unsigned long long)ledger_epoch(l) : 0ull);
 		ledger_close(l);
 	}
 }
