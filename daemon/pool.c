@@ -4,7 +4,7 @@
  * takes a small batch per lock round so a busy queue costs one lock per few
  * tasks, and a submitter signals only when some worker is asleep.
  *
- * Liveness, for the watchdog: every batch a worker finishes, and every timed
+ * Liveness, for the watchdog: every task a worker finishes, and every timed
  * wake-up of an idle worker (pool_set_tick), bumps an atomic heartbeat, so an
  * idle pool shows progress and a wedged one does not. pool_resize changes the
  * number of workers while tasks run: new threads start at once; surplus ones
@@ -135,10 +135,12 @@ static void *worker_main(void *arg)
 
 			batch = t->next;
 			p->ops.run(t, p->arg);
+			/* Per task: a batch of slow (blocking-payment) tasks
+			 * must not look like a wedged pool. */
+			atomic_fetch_add_explicit(&p->beat, 1, memory_order_relaxed);
 		}
 		if (p->ops.batch_end)
 			p->ops.batch_end(p->arg);
-		atomic_fetch_add_explicit(&p->beat, 1, memory_order_relaxed);
 		pthread_mutex_lock(&p->lock);
 	}
 	if (!p->stopping)

@@ -56,7 +56,7 @@ unsigned pool_queued(struct pool *p);
 int pool_resize(struct pool *p, unsigned workers);
 /* Workers running now, leavers not counted. */
 unsigned pool_workers(struct pool *p);
-/* Liveness for the watchdog: pool_heartbeat() moves after every batch a
+/* Liveness for the watchdog: pool_heartbeat() moves after every task a
  * worker runs and, once a tick is set, whenever an idle worker has waited
  * tick_ms (0: idle workers wait untimed). A pool whose counter stands still
  * for several ticks has every worker stuck in a task or on a lock. */
