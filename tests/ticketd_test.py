@@ -6,6 +6,7 @@ a timeout). A watchdog kills every daemon and ends the test if it hangs.
 Daemons built with a sanitizer are slower: timeouts scale with
 $TICKETD_TIME_SCALE (default 1; the tests raise it themselves under TSan).
 """
+import atexit
 import copy
 import http.client
 import json
@@ -42,6 +43,15 @@ SCALE = float(os.environ.get("TICKETD_TIME_SCALE") or (5 if SANITIZED else 1))
 
 _live = []          # daemons to kill if the watchdog fires
 _live_lock = threading.Lock()
+
+
+@atexit.register
+def _kill_leftovers():
+    """A test that dies of an exception must not leave daemons running."""
+    with _live_lock:
+        left = list(_live)
+    for d in left:
+        d.cleanup()
 
 
 def watchdog(seconds):
