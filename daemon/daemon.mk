@@ -15,6 +15,8 @@ daemon_ticketd_SOURCES = daemon/main.c \
 	daemon/orders.h daemon/orders.c \
 	daemon/sd.h daemon/sd.c \
 	daemon/service.h daemon/service.c
+# Connection deadlines evhttp lacks (slowloris, keep-alive idle): issue 7.
+daemon_ticketd_SOURCES += daemon/guard.h daemon/guard.c
 daemon_ticketd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS)
 daemon_ticketd_LDADD = lib/libticket.la $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS)
 

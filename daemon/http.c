@@ -53,6 +53,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "guard.h"
 #include "http.h"
 #include "log.h"
 #include "purchase.h"
@@ -80,6 +81,7 @@ struct conn_slot {
 	struct evhttp_connection *evcon;  /* NULL: slot free */
 	int busy;                         /* a request is in our hands or its
 					   * reply is being written */
+	struct guard *guard;              /* its deadlines (guard.h) */
 };
 
 struct http_loop {
@@ -94,6 +96,7 @@ struct http_loop {
 	struct event *newconn_ev;         /* registers newly accepted connections */
 	struct event *resume_ev;          /* re-enables accepting */
 	struct event *flush_ev;           /* hands this iteration's jobs to the pool */
+	struct guard_set *guards;         /* the connections' deadlines */
 	struct event *tick_ev;            /* bumps beat (watchdog), or NULL */
 	struct event *stall_ev;           /* the test hook's one-shot, or NULL */
 	int efd;                          /* eventfd: completions and control */
@@ -226,9 +229,15 @@ fail:
 
 /* ---- replies ------------------------------------------------------------ */
 
+static struct conn_slot *slot_of(struct http_loop *lp, struct evhttp_connection *evcon);
+
 /* Sends what the output buffer holds with status code. */
 static void send_reply(struct http_loop *lp, struct evhttp_request *req, int code)
 {
+	struct conn_slot *s = slot_of(lp, evhttp_request_get_connection(req));
+
+	if (s && s->guard)
+		guard_replying(s->guard);
 	if (lp->draining)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
 				  "close");
@@ -665,8 +674,11 @@ static void conn_gone(struct http_loop *lp, struct conn_slot *s)
 	if (s) {
 		if (s->busy)
 			lp->busy--;
+		if (s->guard)
+			guard_close(s->guard);
 		s->evcon = NULL;
 		s->busy = 0;
+		s->guard = NULL;
 	}
 	lp->open--;
 	left = atomic_fetch_sub(&h->nconn, 1) - 1;
@@ -714,6 +726,7 @@ static int slot_add(struct http_loop *lp, evutil_socket_t fd,
 	}
 	lp->slots[fd].evcon = evcon;
 	lp->slots[fd].busy = 0;
+	lp->slots[fd].guard = NULL;
 	return 0;
 }
 
@@ -737,8 +750,11 @@ static void on_new_conns(evutil_socket_t fd, short what, void *arg)
 			/* evhttp already dropped it (bufferevent_free clears the
 			 * callbacks; our reference kept the memory alive). */
 			conn_gone(lp, NULL);
-		} else if (slot_add(lp, cfd, cbarg) < 0) {
+		} else if (slot_add(lp, cfd, cbarg) < 0 ||
+			   !(lp->slots[cfd].guard = guard_open(lp->guards, cbarg))) {
 			log_err("loop %u: out of memory; closing a new connection", lp->index);
+			if ((size_t)cfd < lp->nslots)
+				lp->slots[cfd].evcon = NULL;
 			evhttp_connection_free(cbarg);
 			conn_gone(lp, NULL);
 		} else {
@@ -788,6 +804,8 @@ static void on_reply_written(struct evhttp_request *req, void *arg)
 	struct http_loop *lp = arg;
 	struct conn_slot *s = slot_of(lp, evhttp_request_get_connection(req));
 
+	if (s && s->guard)
+		guard_idle(s->guard);
 	if (s && s->busy) {
 		s->busy = 0;
 		lp->busy--;
@@ -937,6 +955,34 @@ static void route_order(struct http_loop *lp, struct evhttp_request *req,
 	submit(lp, j, POOL_NORMAL);
 }
 
+/* Refuses, with a JSON error, what evhttp let through but ticketd does not
+ * take: a target over limits.max_url_bytes (414) and ambiguous framing
+ * (request_header: 400, and the connection is closed). Returns 1 to go on. */
+static int check_framing(struct http_loop *lp, struct evhttp_request *req)
+{
+	const char *target = evhttp_request_get_uri(req);
+	size_t max = conf_now(lp->http)->limits.max_url_bytes;
+	struct request_headers hs = { 0 };
+	struct request_error rerr;
+	struct evkeyval *kv;
+
+	if (target && strnlen(target, max + 1) > max) {
+		reply_error(lp, req, 414, "uri_too_long",
+			    "the request target is longer than %zu bytes", max);
+		return 0;
+	}
+	for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv;
+	     kv = kv->next.tqe_next) {
+		if (request_header(&hs, kv->key, kv->value, &rerr) < 0) {
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+					  "Connection", "close");
+			reply_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* evhttp's generic callback: every request that parsed lands here. */
 static void on_request(struct evhttp_request *req, void *arg)
 {
@@ -952,6 +998,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 		s->busy = 1;
 		lp->busy++;
 	}
+	if (s && s->guard)
+		guard_held(s->guard);
 	/* Only this thread writes it: a load and a store, no locked add. */
 	atomic_store_explicit(&lp->requests,
 			      atomic_load_explicit(&lp->requests, memory_order_relaxed) + 1,
@@ -961,6 +1009,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 		reply_error(lp, req, 503, "shutting_down", "the server is shutting down");
 		return;
 	}
+	if (!check_framing(lp, req))
+		return;
 	if (!path)
 		path = "";
 	if (request_route(path, strlen(path), &rt) == ROUTE_NOT_FOUND) {
@@ -1035,14 +1085,17 @@ static void loop_drain(struct http_loop *lp)
 static void apply_limits(struct http_loop *lp)
 {
 	const struct conf *c = conf_now(lp->http);
-	struct timeval tmo = {
-		.tv_sec = c->limits.request_timeout_ms / 1000,
-		.tv_usec = (long)(c->limits.request_timeout_ms % 1000) * 1000,
-	};
+	/* The guards keep the deadlines; evhttp's inactivity timeout is only
+	 * a backstop (for a connection without a guard), never the first. */
+	unsigned ms = c->limits.request_timeout_ms > c->limits.idle_timeout_ms ?
+		      c->limits.request_timeout_ms : c->limits.idle_timeout_ms;
+	struct timeval tmo = { .tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000 };
 
 	evhttp_set_max_body_size(lp->evh, (ev_ssize_t)c->limits.max_body_bytes);
 	evhttp_set_max_headers_size(lp->evh, (ev_ssize_t)c->limits.max_header_bytes);
 	evhttp_set_timeout_tv(lp->evh, &tmo);
+	guard_set_limits(lp->guards, c->limits.request_timeout_ms,
+			 c->limits.idle_timeout_ms);
 }
 
 /* The loop's heartbeat: runs only if the loop runs its callbacks. */
@@ -1118,8 +1171,10 @@ static void *loop_main(void *arg)
 	pthread_mutex_unlock(&h->start_lock);
 	if (event_base_loop(lp->base, 0) < 0)
 		log_err("loop %u: event loop failed", lp->index);
-	log_info("loop %u: served %llu requests on %llu connections", lp->index,
-		 (unsigned long long)atomic_load(&lp->requests), lp->accepted);
+	log_info("loop %u: served %llu requests on %llu connections (%llu cut off "
+		 "at a deadline)", lp->index,
+		 (unsigned long long)atomic_load(&lp->requests), lp->accepted,
+		 guard_set_expired(lp->guards));
 	cur_loop = NULL;
 	return NULL;
 }
@@ -1155,11 +1210,14 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 	lp->newconn_ev = event_new(lp->base, -1, 0, on_new_conns, lp);
 	lp->resume_ev = evtimer_new(lp->base, on_resume, lp);
 	lp->flush_ev = event_new(lp->base, -1, 0, on_flush, lp);
+	if (guard_set_create(lp->base, &lp->guards) < 0)
+		lp->guards = NULL;
 	if (h->tick_ms)
 		lp->tick_ev = event_new(lp->base, -1, EV_PERSIST, on_tick, lp);
 	if (h->stall_ms && index == 0)
 		lp->stall_ev = evtimer_new(lp->base, on_stall, lp);
 	if (!lp->wake_ev || !lp->newconn_ev || !lp->resume_ev || !lp->flush_ev ||
+	    !lp->guards ||
 	    event_add(lp->wake_ev, NULL) < 0 ||
 	    (h->tick_ms && (!lp->tick_ev || event_add(lp->tick_ev, &tick) < 0)) ||
 	    (h->stall_ms && index == 0 && (!lp->stall_ev ||
@@ -1170,7 +1228,7 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 	evhttp_set_allowed_methods(lp->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 				   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 				   EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-				   EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+				   EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(lp->evh, "application/json");
 	apply_limits(lp);
 	evhttp_set_flags(lp->evh, EVHTTP_SERVER_LINGERING_CLOSE);
@@ -1326,6 +1384,7 @@ static void loop_free(struct http_loop *lp)
 		event_free(lp->resume_ev);
 	if (lp->flush_ev)
 		event_free(lp->flush_ev);
+	guard_set_free(lp->guards); /* evhttp_free closed every guarded connection */
 	if (lp->tick_ev)
 		event_free(lp->tick_ev);
 	if (lp->stall_ev)

@@ -368,7 +368,8 @@ static int parse_limits(struct cp *p, json_t *root, struct conf *c)
 {
 	static const char *const keys[] = {
 		"max_body_bytes", "max_header_bytes", "max_quantity",
-		"request_timeout_ms", "max_connections", "drain_timeout_ms", NULL
+		"request_timeout_ms", "max_connections", "drain_timeout_ms",
+		"idle_timeout_ms", "max_url_bytes", NULL
 	};
 	json_t *obj = json_object_get(root, "limits");
 	size_t old;
@@ -400,6 +401,12 @@ static int parse_limits(struct cp *p, json_t *root, struct conf *c)
 	if (!rc)
 		rc = get_uint(p, obj, "drain_timeout_ms", 0, 600000,
 			      &c->limits.drain_timeout_ms);
+	if (!rc)
+		rc = get_uint(p, obj, "idle_timeout_ms", 100, 3600000,
+			      &c->limits.idle_timeout_ms);
+	if (!rc)
+		rc = get_size(p, obj, "max_url_bytes", 16, 1u << 20,
+			      &c->limits.max_url_bytes);
 out:
 	cp_pop(p, old);
 	return rc;
@@ -574,6 +581,8 @@ static int conf_defaults(struct conf *c)
 	c->limits.request_timeout_ms = 10000;
 	c->limits.max_connections = 4096;
 	c->limits.drain_timeout_ms = 5000;
+	c->limits.idle_timeout_ms = 5000;
+	c->limits.max_url_bytes = 2048;
 	c->log_level = LOGL_INFO;
 	c->ledger.sync = LEDGER_SYNC_FULL;
 	c->ledger.max_db_bytes = 0;
@@ -830,10 +839,11 @@ void conf_summary(const struct conf *c, FILE *f)
 	fprintf(f, "payment:   %s, latency %u ms, decline rate %g\n",
 		conf_payment_mode_name(c->payment.mode), c->payment.latency_ms,
 		c->payment.decline_rate);
-	fprintf(f, "limits:    body %zu B, headers %zu B, quantity %u, timeout %u ms, "
-		"%u connections, drain %u ms\n",
+	fprintf(f, "limits:    body %zu B, headers %zu B, URL %zu B, quantity %u, "
+		"timeout %u ms, idle %u ms, %u connections, drain %u ms\n",
 		c->limits.max_body_bytes, c->limits.max_header_bytes,
-		c->limits.max_quantity, c->limits.request_timeout_ms,
+		c->limits.max_url_bytes, c->limits.max_quantity,
+		c->limits.request_timeout_ms, c->limits.idle_timeout_ms,
 		c->limits.max_connections, c->limits.drain_timeout_ms);
 	fprintf(f, "state_dir: %s\n", c->state_dir);
 	fprintf(f, "ledger:    sync %s, ", ledger_sync_name(c->ledger.sync));

@@ -69,7 +69,12 @@ struct conf {
 		size_t max_body_bytes;   /* 64..1 MiB */
 		size_t max_header_bytes; /* 1 KiB..1 MiB, request line and headers */
 		unsigned max_quantity;   /* 1..SELLER_MAX_QUANTITY */
-		unsigned request_timeout_ms; /* 100..3600000 */
+		unsigned request_timeout_ms; /* 100..3600000: a whole request must
+					      * arrive, and its reply be written,
+					      * within this of its first byte */
+		unsigned idle_timeout_ms;    /* 100..3600000: keep-alive wait for
+					      * the next request's first byte */
+		size_t max_url_bytes;    /* 16..1 MiB, the request target; 414 */
 		unsigned max_connections;    /* 1..1000000 */
 		unsigned drain_timeout_ms;   /* 0..600000, shutdown grace */
 	} limits;

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -274,6 +275,16 @@ int request_decode_purchase(const char *body, size_t len, unsigned max_quantity,
 out:
 	json_decref(root);
 	return rc;
+}
+
+int request_header(struct request_headers *st, const char *name, const char *value,
+		   struct request_error *err)
+{
+	(void)value;
+	if (strcasecmp(name, "Content-Length") == 0 && ++st->content_lengths > 1)
+		return fail(err, "invalid_request",
+			    "more than one Content-Length header");
+	return 0;
 }
 
 int request_json_string(const char *s, size_t len, char *out, size_t outlen)

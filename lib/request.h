@@ -85,6 +85,19 @@ struct request_error {
 int request_decode_purchase(const char *body, size_t len, unsigned max_quantity,
 			    struct request_purchase *out, struct request_error *err);
 
+/* The request headers ticketd reads itself, fed one at a time, in arrival
+ * order, into a zeroed struct (evhttp has framed the request already). */
+struct request_headers {
+	unsigned content_lengths;          /* Content-Length headers seen */
+};
+
+/* Checks one header. A second Content-Length is refused even when both
+ * agree: evhttp framed the body by the first, and a proxy in front may have
+ * used the other (request smuggling). Returns 0, or -EINVAL with err filled
+ * (400 invalid_request; the connection should be closed). */
+int request_header(struct request_headers *st, const char *name, const char *value,
+		   struct request_error *err);
+
 /* Writes s[0..len) (UTF-8) as a JSON string, quotes included, into out.
  * Returns the length written (out is NUL-terminated), or -ENOSPC / -EINVAL
  * (not UTF-8, or allocation failure). */
