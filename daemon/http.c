@@ -238,6 +238,13 @@ static void send_reply(struct http_loop *lp, struct evhttp_request *req, int cod
 
 	if (s && s->guard)
 		guard_replying(s->guard);
+	/* evhttp 2.1 writes the output buffer even for HEAD (without a
+	 * Content-Length): a body there would read as the next response. */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		struct evbuffer *out = evhttp_request_get_output_buffer(req);
+
+		evbuffer_drain(out, evbuffer_get_length(out));
+	}
 	if (lp->draining)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
 				  "close");
