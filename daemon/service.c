@@ -20,7 +20,8 @@
  * seller cannot shrink). Applied: payment, limits, log_level, workers,
  * events added, dropped (without sales) or grown. Keys a running daemon
  * cannot change (listen, io_threads, queue_depth, state_dir, the seller
- * cores, an event's name, vip tier or code, the ledger's settings) keep
+ * cores, an event's name, vip tier or code, the ledger's settings,
+ * idempotency_ttl_s, admin_token_file) keep
  * their running value until a restart, with a warning. Inventory lives in
  * the sellers and is never rebuilt by a reload.
  *
@@ -261,6 +262,15 @@ static void warn_restart_keys(const struct service *s, const struct conf *old,
 		line_add(&l, "state_dir");
 	if (old->core != c->core)
 		line_add(&l, "seller (%s -> %s)", old->core->name, c->core->name);
+	if (old->ledger.sync != c->ledger.sync)
+		line_add(&l, "ledger.sync (%s -> %s)", ledger_sync_name(old->ledger.sync),
+			 ledger_sync_name(c->ledger.sync));
+	if (old->ledger.max_db_bytes != c->ledger.max_db_bytes)
+		line_add(&l, "ledger.max_db_bytes");
+	if (old->idempotency_ttl_s != c->idempotency_ttl_s)
+		line_add(&l, "idempotency_ttl_s");
+	if (!str_equal(old->admin_token_file, c->admin_token_file))
+		line_add(&l, "admin_token_file");
 	if (l.n)
 		log_warn("reload: these keys keep their running value until a restart: %s",
 			 l.buf);
@@ -376,6 +386,8 @@ static void describe_changes(const struct conf *old, const struct conf *c,
 	LIMIT(max_header_bytes, "%zu", size_t);
 	LIMIT(max_quantity, "%u", unsigned);
 	LIMIT(request_timeout_ms, "%u", unsigned);
+	LIMIT(idle_timeout_ms, "%u", unsigned);
+	LIMIT(max_url_bytes, "%zu", size_t);
 	LIMIT(max_connections, "%u", unsigned);
 	LIMIT(drain_timeout_ms, "%u", unsigned);
 #undef LIMIT

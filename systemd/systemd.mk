@@ -44,6 +44,31 @@ EXTRA_DIST += systemd/ticketd.service.in systemd/ticketd.socket.in \
 	docs/ticketd.8.in docs/ticketd.conf.5.in
 CLEANFILES += $(tk_units) $(tk_mans)
 
+# The sample config as $(sysconfdir)/ticketd/ticketd.conf. An existing one
+# is an operator's and is never overwritten: the sample then lands next to
+# it as ticketd.conf.sample. Uninstall removes the config only while it is
+# still the unchanged sample.
+ticketdconfdir = $(sysconfdir)/ticketd
+install-data-local: install-ticketd-conf
+uninstall-local: uninstall-ticketd-conf
+install-ticketd-conf:
+	$(MKDIR_P) '$(DESTDIR)$(ticketdconfdir)'
+	@if test -f '$(DESTDIR)$(ticketdconfdir)/ticketd.conf' && \
+	  ! cmp -s '$(srcdir)/conf/ticketd.conf' '$(DESTDIR)$(ticketdconfdir)/ticketd.conf'; then \
+	  echo " keeping $(DESTDIR)$(ticketdconfdir)/ticketd.conf; the new sample is ticketd.conf.sample"; \
+	  $(INSTALL_DATA) '$(srcdir)/conf/ticketd.conf' '$(DESTDIR)$(ticketdconfdir)/ticketd.conf.sample'; \
+	else \
+	  echo " $(INSTALL_DATA) conf/ticketd.conf '$(DESTDIR)$(ticketdconfdir)/ticketd.conf'"; \
+	  $(INSTALL_DATA) '$(srcdir)/conf/ticketd.conf' '$(DESTDIR)$(ticketdconfdir)/ticketd.conf'; \
+	fi
+uninstall-ticketd-conf:
+	rm -f '$(DESTDIR)$(ticketdconfdir)/ticketd.conf.sample'
+	@if cmp -s '$(srcdir)/conf/ticketd.conf' '$(DESTDIR)$(ticketdconfdir)/ticketd.conf'; then \
+	  echo " rm -f '$(DESTDIR)$(ticketdconfdir)/ticketd.conf'"; \
+	  rm -f '$(DESTDIR)$(ticketdconfdir)/ticketd.conf'; \
+	fi
+.PHONY: install-ticketd-conf uninstall-ticketd-conf
+
 # distcheck installs into a private prefix: the units go there too.
 AM_DISTCHECK_CONFIGURE_FLAGS = --with-systemdsystemunitdir='$$(prefix)/lib/systemd/system'
 
@@ -81,10 +106,25 @@ TESTS += tests/systemd/test_sd tests/systemd/test_harness.py \
 	tests/systemd/test_units.sh tests/systemd/test_man.sh
 dist_check_SCRIPTS += tests/systemd/test_harness.py tests/systemd/test_units.sh \
 	tests/systemd/test_man.sh
-# Needs the daemon and conf/ticketd.conf installed by daemon.mk: registered
-# in TESTS once they exist (phase B), distributed now.
-EXTRA_DIST += tests/systemd/sdharness.py tests/systemd/test_install.sh
+EXTRA_DIST += tests/systemd/sdharness.py tests/systemd/sdticketd.py
+
+# The real ticketd under the same harness: READY/STATUS/STOPPING, passed and
+# bad sockets, journald prefixes (test_service); SIGHUP reloads, good, bad
+# and under load (test_reload); the watchdog's cadence, a stalled loop and a
+# wedged pool (test_watchdog). The last two drive threads: TSan reruns them.
+tk_daemon_tests = tests/systemd/test_service.py tests/systemd/test_reload.py \
+	tests/systemd/test_watchdog.py
+TESTS += $(tk_daemon_tests)
+STRESS_TESTS += tests/systemd/test_reload.py tests/systemd/test_watchdog.py
+dist_check_SCRIPTS += $(tk_daemon_tests)
+tests/systemd/test_service.log tests/systemd/test_reload.log \
+	tests/systemd/test_watchdog.log: daemon/ticketd$(EXEEXT)
+
+# make install DESTDIR=... into a temp dir, then make uninstall.
+TESTS += tests/systemd/test_install.sh
+dist_check_SCRIPTS += tests/systemd/test_install.sh
+tests/systemd/test_install.log: daemon/ticketd$(EXEEXT) $(tk_units) $(tk_mans)
 # The tests read the generated files: build them first, installed or not.
-tests/systemd/test_units.log: $(tk_units)
+tests/systemd/test_units.log: $(tk_units) daemon/ticketd$(EXEEXT)
 tests/systemd/test_man.log: $(tk_mans)
 tests/systemd/test_harness.log: tests/systemd/sd_probe$(EXEEXT)

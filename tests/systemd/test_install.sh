@@ -70,5 +70,23 @@ test "$rc" -eq 0 && test -z "$left"
 ok $? "make uninstall removes every installed file"
 [ -z "$left" ] && [ "$rc" -eq 0 ] || printf '%s\n%s\n' "$out" "$left" | diag
 
+# An operator's config survives a reinstall (the sample goes next to it)
+# and an uninstall; an unchanged sample is replaced and removed.
+if [ -n "$conf" ]; then
+	submake install DESTDIR="$dest" >/dev/null 2>&1
+	echo '{"events": [{"id": "mine", "tiers": {"general": 1}}]}' >"$conf"
+	out=$(submake install DESTDIR="$dest" 2>&1)
+	grep -q '"mine"' "$conf" && test -f "$conf.sample" &&
+		cmp -s "${TICKETD_SRCDIR:-.}/conf/ticketd.conf" "$conf.sample"
+	ok $? "a reinstall keeps an edited ticketd.conf and puts the sample in ticketd.conf.sample"
+	submake uninstall DESTDIR="$dest" >/dev/null 2>&1
+	left=$(find "$dest" \( -type f -o -type l \) | sed "s|^$dest||")
+	test "$left" = "$conf_p"
+	ok $? "make uninstall leaves only the edited config behind${left:+: $left}"
+else
+	skip "no config installed"
+	skip "no config installed"
+fi
+
 echo "1..$n"
 exit $failed
