@@ -84,6 +84,8 @@ static void usage(FILE *f)
 		"\n"
 		"Signals: SIGTERM or SIGINT stop accepting, finish the requests in flight\n"
 		"(at most limits.drain_timeout_ms) and exit 0; a second one exits at once.\n"
+		"SIGHUP reloads the configuration, or refuses it and keeps the old one\n"
+		"(what a reload may change: ticketd(8)).\n"
 		"Exit status: 0 success, 1 configuration or start-up error, 2 usage error.\n"
 		"Routes and configuration keys: docs/api.md, conf/ticketd.conf.\n",
 		DEFAULT_CONFIG);
