@@ -84,5 +84,57 @@ else
 	skip "conf/ticketd.conf not written yet"
 fi
 
+# Every key lib/conf.c accepts (its allowed-key lists) is in ticketd.conf(5).
+if [ -f "$S/lib/conf.c" ]; then
+	keys=$(sed -n '/static const char \*const keys\[\] = {/,/};/p' "$S/lib/conf.c" |
+		grep -oE '"[a-z_]+"' | tr -d '"' | sort -u)
+	missing=""
+	for k in $keys; do
+		grep -qE "^\.BR? $k( |\$)" "$man5" || missing="$missing $k"
+	done
+	test -n "$keys" && test -z "$missing"
+	ok $? "ticketd.conf(5) documents every key lib/conf.c accepts ($(echo $keys | wc -w))${missing:+; missing:$missing}"
+else
+	skip "lib/conf.c not found"
+fi
+
+# Every route of docs/api.md's table is in ticketd(8), as ".B METHOD /path"
+# (with .BI and an italic id for {id}).
+if [ -f "$S/docs/api.md" ]; then
+	routes=$(sed -n 's/^| `\(\/[^`]*\)` | \([A-Z]*\) |.*/\2 \1/p' "$S/docs/api.md")
+	plain=$(sed -n 's/^\.BI\{0,1\} //p' "$man8" | tr -d '"' | sed 's/  */ /g')
+	missing=""
+	for r in $(printf '%s\n' "$routes" | tr ' ' '@'); do
+		want=$(printf '%s' "$r" | tr '@' ' ' | sed 's/{[a-z]*}/ *[a-z]* */g')
+		printf '%s\n' "$plain" | grep -qE "^$want *\$" || missing="$missing $r"
+	done
+	test -n "$routes" && test -z "$missing"
+	ok $? "ticketd(8) documents every route of docs/api.md ($(printf '%s\n' "$routes" | wc -l))${missing:+; missing:$missing}"
+else
+	skip "docs/api.md not found"
+fi
+
+# Signals, exit statuses, and every environment variable the code reads.
+sigs=$(sed -n '/^\.SH SIGNALS/,/^\.SH /p' "$man8")
+missing=""
+for s in SIGHUP SIGTERM SIGINT; do
+	printf '%s\n' "$sigs" | grep -q "$s" || missing="$missing $s"
+done
+test -z "$missing"
+ok $? "ticketd(8) SIGNALS covers SIGHUP, SIGTERM and SIGINT${missing:+; missing:$missing}"
+st=$(sed -n '/^\.SH EXIT STATUS/,/^\.SH /p' "$man8" | sed -n '/^\.TP/{n;p;}' |
+	sed 's/^\.B //' | tr '\n' ' ')
+test "$st" = "0 1 2 "
+ok $? "ticketd(8) EXIT STATUS lists 0, 1 and 2 (got: $st)"
+vars=$(cat "$S"/daemon/*.c "$S"/lib/*.c 2>/dev/null | grep -oE 'getenv\("[A-Z_]+"\)' |
+	sed 's/getenv("\(.*\)")/\1/' | sort -u)
+envsec=$(sed -n '/^\.SH ENVIRONMENT/,/^\.SH /p' "$man8")
+missing=""
+for v in $vars; do
+	printf '%s\n' "$envsec" | grep -q "$v" || missing="$missing $v"
+done
+test -n "$vars" && test -z "$missing"
+ok $? "ticketd(8) ENVIRONMENT names every variable the code reads ($(echo $vars))${missing:+; missing:$missing}"
+
 echo "1..$n"
 exit $failed
