@@ -6,6 +6,8 @@
  *
  * What crosses threads, and how:
  *  - loop -> pool: pool_submit() of a job the loop filled (the pool's lock);
+ *    with "workers": 0 (fixed at start) nothing goes to the pool: the loop
+ *    reserves itself (run_inline), and a job comes back to it at once;
  *  - worker/ledger -> loop: http_job_done() pushes the job on the loop's
  *    lock-free completion stack; the push that finds it empty writes the
  *    loop's eventfd, so one wakeup serves a whole batch;
@@ -127,6 +129,7 @@ struct http_loop {
 
 struct http {
 	_Atomic(const struct conf *) conf; /* the current snapshot (conf_now) */
+	int inline_work;                  /* "workers": 0 at start: loops reserve */
 	unsigned tick_ms;                 /* loop heartbeat period; 0 = none */
 	unsigned stall_ms;                /* test hook: loop 0 stalls then; 0 = never */
 	struct catalog *cat;
@@ -863,8 +866,31 @@ static void submit(struct http_loop *lp, struct job *j, enum pool_lane lane)
 		event_active(lp->flush_ev, EV_TIMEOUT, 0);
 }
 
+/* "workers": 0: runs the jobs of list (newest first) on the loop, oldest
+ * first, as a worker would. */
+static void run_inline(struct http_loop *lp, struct pool_task *t)
+{
+	struct pool_task *list = NULL;
+
+	while (t) {
+		struct pool_task *next = t->next;
+
+		t->next = list;
+		list = t;
+		t = next;
+	}
+	while (list) {
+		t = list;
+		list = t->next;
+		t->next = NULL;
+		lp->inflight++;
+		purchase_work(t, NULL);
+	}
+}
+
 /* Runs after the other callbacks of the loop iteration that queued jobs
- * (it was activated behind them): one pool_submit_list per lane. */
+ * (it was activated behind them): one pool_submit_list per lane, or, with
+ * no workers, the jobs themselves. */
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_loop *lp = arg;
@@ -875,6 +901,14 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 		struct pool_task *list = NULL, *t = lp->pend[lane];
 		int n;
 
+		if (lp->http->inline_work) {
+			/* No pool: reserve here, priority lane first (an async
+			 * payment is a timer of this loop anyway). Jobs finish
+			 * at once (http_job_done on the owning loop). */
+			run_inline(lp, lp->pend[lane]);
+			lp->pend[lane] = NULL;
+			continue;
+		}
 		while (t) { /* newest first: reverse to submit oldest first */
 			struct pool_task *next = t->next;
 
@@ -1272,6 +1306,7 @@ int http_create(const struct http_options *o, struct http **out,
 		return -ENOMEM;
 	}
 	atomic_init(&h->conf, o->conf);
+	h->inline_work = o->conf->workers == 0;
 	h->tick_ms = o->tick_ms;
 	h->stall_ms = o->stall_ms;
 	h->cat = o->catalog;

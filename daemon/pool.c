@@ -10,6 +10,11 @@
  * number of workers while tasks run: new threads start at once; surplus ones
  * leave when they next look at the queue and are joined later (never waited
  * for by the caller, whose thread may be the main loop).
+ *
+ * A pool created with 0 workers runs no thread and is never handed a task:
+ * the loops reserve inline (config "workers": 0, see http.c). Its heartbeat
+ * moves on every read, since nothing in it can be wedged; a resize from 0
+ * starts threads, a resize to 0 is refused (queued tasks would strand).
  */
 #include "config.h"
 
@@ -207,7 +212,7 @@ int pool_create(unsigned workers, unsigned depth, const struct pool_ops *ops,
 	struct pool *p;
 	int rc;
 
-	if (workers < 1 || workers > POOL_MAX_WORKERS || depth < 1 || !ops->run)
+	if (workers > POOL_MAX_WORKERS || depth < 1 || !ops->run)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -276,6 +281,13 @@ void pool_set_tick(struct pool *p, unsigned ms)
 
 unsigned long long pool_heartbeat(struct pool *p)
 {
+	unsigned running;
+
+	pthread_mutex_lock(&p->lock);
+	running = p->running;
+	pthread_mutex_unlock(&p->lock);
+	if (!running) /* no thread, no task: nothing that could be wedged */
+		return atomic_fetch_add_explicit(&p->beat, 1, memory_order_relaxed) + 1;
 	return atomic_load_explicit(&p->beat, memory_order_relaxed);
 }
 

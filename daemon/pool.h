@@ -31,8 +31,9 @@ enum pool_lane {
 
 struct pool;
 
-/* Starts workers (1..POOL_MAX_WORKERS) threads that run ops over a queue of
- * at most depth tasks (ops is copied). Returns 0 or -errno. */
+/* Starts workers (0..POOL_MAX_WORKERS) threads that run ops over a queue of
+ * at most depth tasks (ops is copied); with 0 the caller runs its tasks
+ * itself and submits none. Returns 0 or -errno. */
 int pool_create(unsigned workers, unsigned depth, const struct pool_ops *ops,
 		void *arg, struct pool **out);
 /* Queues t; any thread. Returns 0, -EAGAIN when the queue is full, or

@@ -615,7 +615,7 @@ static int parse_root(struct cp *p, json_t *root, struct conf *c)
 	if (!rc)
 		rc = get_uint(p, root, "io_threads", 1, 64, &c->io_threads);
 	if (!rc)
-		rc = get_uint(p, root, "workers", 1, 1024, &c->workers);
+		rc = get_uint(p, root, "workers", 0, 1024, &c->workers);
 	if (!rc)
 		rc = get_uint(p, root, "queue_depth", 1, 1000000, &c->queue_depth);
 	if (!rc)
@@ -628,6 +628,13 @@ static int parse_root(struct cp *p, json_t *root, struct conf *c)
 	}
 	if (!rc)
 		rc = parse_payment(p, root, c);
+	/* workers 0 reserves on the loops: a blocking payment would stall one. */
+	if (!rc && c->workers == 0 && c->payment.mode == CONF_PAYMENT_BLOCKING) {
+		size_t old = cp_push(p, "workers", 0);
+
+		rc = cp_fail(p, "0 (reserve on the event loops) needs payment.mode \"async\"");
+		cp_pop(p, old);
+	}
 	if (!rc)
 		rc = parse_limits(p, root, c);
 	if (!rc)

@@ -56,7 +56,7 @@ struct conf {
 	struct conf_listen *listen;
 	size_t nlisten;              /* 1..CONF_MAX_LISTEN */
 	unsigned io_threads;         /* event loops, 1..64 */
-	unsigned workers;            /* worker threads, 1..1024 */
+	unsigned workers;            /* worker threads, 0..1024; 0: the loops reserve */
 	unsigned queue_depth;        /* worker queue slots, 1..1000000 */
 	char *seller;                /* default core name */
 	const struct seller_core *core;

@@ -10,7 +10,7 @@ and tier:
   - every reply is a 201 or a 409 (no error, no lost request).
 A second run adds an async payment latency and a 30% decline rate, so
 reservations are released under contention; the first three invariants
-still hold exactly.
+still hold exactly. A third run has "workers": 0 (the loops reserve inline).
 """
 import random
 import sys
@@ -29,10 +29,10 @@ tap.diag("cores: %s" % ", ".join(cores))
 tap.ok("mutex" in cores, "the registry lists the mutex core")
 
 
-def run(label, payment, strict):
+def run(label, payment, strict, workers=4):
     events = [{"id": "ev-" + c, "seller": c, "vip_code": "vip-" + c,
                "tiers": {"general": CAP_GENERAL, "vip": CAP_VIP}} for c in cores]
-    conf = base_config(io_threads=2, workers=4, payment=payment, events=events)
+    conf = base_config(io_threads=2, workers=workers, payment=payment, events=events)
     d = Daemon(conf).start()
     results = []             # (event, tier asked, quantity, Reply)
     errors = []
@@ -129,4 +129,6 @@ def run(label, payment, strict):
 run("no latency", {"latency_ms": 0, "decline_rate": 0.0, "mode": "async"}, strict=True)
 run("async 2 ms, 30% declined", {"latency_ms": 2, "decline_rate": 0.3, "mode": "async"},
     strict=False)
+run("workers 0, async 2 ms, 30% declined",
+    {"latency_ms": 2, "decline_rate": 0.3, "mode": "async"}, strict=False, workers=0)
 sys.exit(tap.done())

@@ -105,7 +105,9 @@ static void errors(void)
 		  "t.conf: events[1].tiers.vipp: unknown key" },
 		{ "{\"x\":1}", "t.conf: x: unknown key" },
 		{ "{\n\"workers\": 2,\n  \"events\": oops\n}", "t.conf:3:" },
-		{ "{\"workers\":0,\"events\":[]}", "t.conf: workers: must be between 1 and 1024" },
+		{ "{\"workers\":1025,\"events\":[]}", "t.conf: workers: must be between 0 and 1024" },
+		{ "{\"workers\":0,\"payment\":{\"mode\":\"blocking\"},\"events\":[]}",
+		  "t.conf: workers: 0 (reserve on the event loops) needs payment.mode" },
 		{ "{\"events\":[{\"id\":\"e\",\"tiers\":{\"general\":1.5}}]}",
 		  "t.conf: events[0].tiers.general: must be an integer" },
 	};
