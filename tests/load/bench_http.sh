@@ -31,7 +31,10 @@
 #   BENCH_HTTP_CORES        cores to run ("" = every safe core)
 #   BENCH_HTTP_LATENCIES    payment latencies in ms for the matrix ("0 1")
 #   BENCH_HTTP_PIN          split | none (split)
-#   BENCH_HTTP_IO_THREADS, BENCH_HTTP_WORKERS   ticketd's threads (1, 1)
+#   BENCH_HTTP_IO_THREADS   ticketd's event loops (1)
+#   BENCH_HTTP_WORKERS      worker counts to run, a list ("1 0"): 1 is the
+#                           pool the daemon defaults to, 0 reserves on the loop
+#                           (no hand-off); every section runs each of them
 #   BENCH_HTTP_FLASH_TICKETS, BENCH_HTTP_FLASH_REQUESTS (10000, 100000)
 #   BENCH_HTTP_FLASH_PAYMENT_MS  payment latency in the flash sale (1, as
 #                           in the article)
@@ -51,7 +54,8 @@ cores=${BENCH_HTTP_CORES:-}
 latencies=${BENCH_HTTP_LATENCIES:-0 1}
 pin=${BENCH_HTTP_PIN:-split}
 io_threads=${BENCH_HTTP_IO_THREADS:-1}
-workers=${BENCH_HTTP_WORKERS:-1}
+workers_list=${BENCH_HTTP_WORKERS:-1 0}
+workers=$(echo $workers_list | awk '{ print $1 }')
 flash_tickets=${BENCH_HTTP_FLASH_TICKETS:-10000}
 flash_requests=${BENCH_HTTP_FLASH_REQUESTS:-100000}
 flash_pay=${BENCH_HTTP_FLASH_PAYMENT_MS:-1}
@@ -156,10 +160,12 @@ no_result() {
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # Writes a config to $1: core $2, payment latency $3 ms, ledger sync $4
-# ("n/a" = no ledger key), state dir $5.
+# ("n/a" = no ledger key), state dir $5, extra top-level keys $6 (optional);
+# $workers worker threads.
 gen_conf() {
 	ledger=
 	[ "$4" != n/a ] && ledger="\"ledger\": { \"sync\": \"$4\" },"
+	ledger="$ledger${6:-}"
 	cat >"$1" <<EOF
 {
 	"listen": ["127.0.0.1:0"],
@@ -223,9 +229,20 @@ nginx_stop() {
 }
 
 # Features of this ticketd.
+# The ledger: the config must take "ledger" and the daemon must write a
+# ledger.db with it (a config parser that knows the key is not a ledger).
 ledger_ok=0
+set_pin none
 gen_conf "$work/probe.conf" mutex 0 full "$work/probe-state"
-"$ticketd" -t -c "$work/probe.conf" >/dev/null 2>&1 && ledger_ok=1
+if "$ticketd" -t -c "$work/probe.conf" >/dev/null 2>&1; then
+	start_ticketd "$work/probe.conf"
+	stop_ticketd
+	ls "$work/probe-state" 2>/dev/null | grep -q '^ledger\.db' && ledger_ok=1
+fi
+# Metrics that can be configured off: "metrics": {"enabled": false}.
+metrics_ok=0
+gen_conf "$work/probe-m.conf" mutex 0 n/a "$work/probe-m-state" '"metrics": { "enabled": false },'
+"$ticketd" -t -c "$work/probe-m.conf" >/dev/null 2>&1 && metrics_ok=1
 audit_ok=0
 "$ticketd" --help 2>&1 | grep -q -- '--audit' && audit_ok=1
 [ -n "$cores" ] || cores=$("$ticketd" --list-sellers 2>/dev/null | awk '{ print $1 }')
@@ -239,7 +256,7 @@ command -v nginx >/dev/null 2>&1 && [ -f "$ceiling" ] && have_nginx=1
 echo "ticketd HTTP benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine:  $(uname -srm), $ncpu CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1))"
 echo "ticketd:  $("$ticketd" -V 2>&1) ($ticketd); cores: $(echo $cores)"
-echo "          io_threads $io_threads, workers $workers, payment async; ledger: $([ $ledger_ok -eq 1 ] && echo 'sync off/full' || echo 'n/a (no "ledger" key)'); --audit: $([ $audit_ok -eq 1 ] && echo yes || echo n/a)"
+echo "          io_threads $io_threads, workers: $(echo $workers_list) (0 = reserve on the loop), payment async; ledger: $([ $ledger_ok -eq 1 ] && echo 'sync off/full' || echo 'n/a (no ledger.db written)'); --audit: $([ $audit_ok -eq 1 ] && echo yes || echo n/a); metrics off: $([ $metrics_ok -eq 1 ] && echo configurable || echo 'n/a (no "metrics" key)')"
 echo "wrk:      $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); command: wrk -t1 -c$conns -d${secs}s --latency"
 echo "nginx:    $([ $have_nginx -eq 1 ] && nginx -v 2>&1 | sed 's/.*: //' || echo 'not installed (or no ceiling.sh): no ceiling')"
 echo "pinning:  $pin$([ "$pin" = split ] && echo ' (server on CPU 0, wrk on CPU 1)')"
@@ -250,7 +267,7 @@ echo
 # nginx's req/s per pinning mode, for the ratios.
 ngx_none=; ngx_split=; ngx_count=
 echo "== 1. Ceiling: the same wrk command and body, nginx fixed reply vs ticketd purchase (payment 0 ms, sync $(echo $syncs | cut -d' ' -f1))"
-printf '%-10s %-6s %10s %8s %8s %7s %7s %7s\n' server pin req/s p50_ms p99_ms non2xx errors ratio
+printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' server pin w req/s p50_ms p99_ms non2xx errors ratio
 for p in none split; do
 	[ "$p" = split ] && [ "$pin" != split ] && continue
 	set_pin $p
@@ -262,25 +279,28 @@ for p in none split; do
 		nginx_stop
 		set -- $(wrk_stats "$out")
 		eval "ngx_$p=$1"
-		printf '%-10s %-6s %10s %8s %8s %7s %7s %7s\n' nginx $p "$1" "$2" "$3" "$4" "$5" 1.00
+		printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' nginx $p - "$1" "$2" "$3" "$4" "$5" 1.00
 	fi
 	for core in $cores; do
-		st=$work/ceil-$core-$p
+	for workers in $workers_list; do
+		st=$work/ceil-$core-$p-w$workers
 		gen_conf "$st.conf" "$core" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state"
 		start_ticketd "$st.conf"
 		out=$st.wrk
 		$cli_pin wrk -t1 -c$conns -d${secs}s --latency -s "$loaddir/post_static.lua" \
 			"http://127.0.0.1:$dport/v1/events/bench/purchase" >"$out" 2>&1
-		keep_raw "ticketd $core, static purchase body, pin $p" "$out"
+		keep_raw "ticketd $core, workers $workers, static purchase body, pin $p" "$out"
 		stop_ticketd
 		set -- $(wrk_stats "$out")
 		eval "ngx=\${ngx_$p:-}"
 		ratio=n/a
 		[ -n "$ngx" ] && ratio=$(awk -v a="$1" -v b="$ngx" 'BEGIN { printf "%.2f", a / b }')
-		printf '%-10s %-6s %10s %8s %8s %7s %7s %7s\n' "$core" $p "$1" "$2" "$3" "$4" "$5" "$ratio"
+		printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' "$core" $p $workers "$1" "$2" "$3" "$4" "$5" "$ratio"
+	done
 	done
 done
-echo "(non2xx must be 0: every static purchase is a 201 from an event that cannot sell out)"
+echo "(w: worker threads, 0 = reserve on the loop; non2xx must be 0: every static purchase"
+echo " is a 201 from an event that cannot sell out)"
 echo
 
 # --- 2. matrix -----------------------------------------------------------------
@@ -296,11 +316,12 @@ if [ $have_nginx -eq 1 ]; then
 	ngx_count=$(result "$out" rate)
 	echo "nginx under the same counting script: $(printf %.0f "$ngx_count") req/s (wrk pays for the Lua reply parsing too)"
 fi
-printf '%-9s %6s %5s %9s %7s %7s %8s %8s %10s %10s %8s %7s %6s\n' core pay_ms sync req/s p50_ms p99_ms idle_MiB load_MiB sold 201_tkts oversold 201-sold x_nginx
+printf '%-9s %2s %6s %5s %9s %7s %7s %8s %8s %10s %10s %8s %7s %6s\n' core w pay_ms sync req/s p50_ms p99_ms idle_MiB load_MiB sold 201_tkts oversold 201-sold x_nginx
 for core in $cores; do
+for workers in $workers_list; do
 	for lat in $latencies; do
 		for sync in $syncs; do
-			st=$work/m-$core-$lat-$(echo $sync | tr / _)
+			st=$work/m-$core-w$workers-$lat-$(echo $sync | tr / _)
 			gen_conf "$st.conf" "$core" "$lat" "$sync" "$st.state"
 			start_ticketd "$st.conf"
 			sleep 0.3
@@ -316,7 +337,7 @@ for core in $cores; do
 			load=$(rss_kib "$dpid")
 			wait $bgpid
 			bgpid=
-			keep_raw "ticketd $core, payment $lat ms, sync $sync, flash_sale.lua" "$out"
+			keep_raw "ticketd $core, workers $workers, payment $lat ms, sync $sync, flash_sale.lua" "$out"
 			if ! no_result "$out"; then
 				stop_ticketd
 				continue
@@ -330,18 +351,19 @@ for core in $cores; do
 			diff=$((tk - sold))
 			if [ "$over" -ne 0 ] || [ "$diff" -ne 0 ] || [ "${un:-1}" -ne 0 ]; then
 				failed=$((failed + 1))
-				echo "CHECK FAILED: $core $lat ms $sync: oversold $over, 201 tickets - sold $diff, unanswered $un"
+				echo "CHECK FAILED: $core w$workers $lat ms $sync: oversold $over, 201 tickets - sold $diff, unanswered $un"
 			fi
 			x=n/a
 			[ -n "$ngx_count" ] && x=$(awk -v a="$rate" -v b="$ngx_count" 'BEGIN { printf "%.2f", a / b }')
-			printf '%-9s %6s %5s %9.0f %7.3f %7.3f %8.1f %8.1f %10s %10s %8s %7s %6s\n' \
-				"$core" "$lat" "$sync" "$rate" "$(awk -v v="$p50" 'BEGIN { print v / 1000 }')" \
+			printf '%-9s %2s %6s %5s %9.0f %7.3f %7.3f %8.1f %8.1f %10s %10s %8s %7s %6s\n' \
+				"$core" "$workers" "$lat" "$sync" "$rate" "$(awk -v v="$p50" 'BEGIN { print v / 1000 }')" \
 				"$(awk -v v="$p99" 'BEGIN { print v / 1000 }')" \
 				"$(awk -v v="$idle" 'BEGIN { print v / 1024 }')" \
 				"$(awk -v v="$load" 'BEGIN { print v / 1024 }')" \
 				"$sold" "$tk" "$over" "$diff" "$x"
 		done
 	done
+done
 done
 echo "(req/s: purchase replies / buying window; sold: GET /v1/events/bench; 201_tkts: tickets"
 echo " in the 201 replies the script counted; oversold: sold - capacity if positive; 201-sold"
@@ -351,7 +373,7 @@ echo
 # --- 3. flash sale ---------------------------------------------------------------
 fsync=$(echo $syncs | awk '{ print $NF }')
 echo "== 3. Flash sale: $flash_tickets tickets, $flash_requests purchases from $conns connections, payment $flash_pay ms async, sync $fsync, pin $pin"
-printf '%-9s %8s %9s %7s %7s %8s %8s %8s %8s %8s %6s %6s %7s\n' server time_s req/s p50_ms p99_ms 201s 201_tkts GET_sold audit 409s other errors x_nginx
+printf '%-9s %2s %8s %9s %7s %7s %8s %8s %8s %8s %8s %6s %6s %7s\n' server w time_s req/s p50_ms p99_ms 201s 201_tkts GET_sold audit 409s other errors x_nginx
 ngx_flash=
 if [ $have_nginx -eq 1 ]; then
 	nginx_start
@@ -361,19 +383,20 @@ if [ $have_nginx -eq 1 ]; then
 	keep_raw "nginx, $flash_requests requests (flash_sale.lua quota, no drain)" "$out"
 	nginx_stop
 	ngx_flash=$(result "$out" elapsed)
-	printf '%-9s %8.3f %9.0f %7.3f %7.3f %8s %8s %8s %8s %8s %6s %6s %7s\n' nginx "$ngx_flash" \
+	printf '%-9s %2s %8.3f %9.0f %7.3f %7.3f %8s %8s %8s %8s %8s %6s %6s %7s\n' nginx - "$ngx_flash" \
 		"$(result "$out" rate)" "$(awk -v v="$(result "$out" p50_us)" 'BEGIN { print v / 1000 }')" \
 		"$(awk -v v="$(result "$out" p99_us)" 'BEGIN { print v / 1000 }')" - - - - - \
 		"$(result "$out" other)" "$(result "$out" errors)" 1.00
 fi
 for core in $cores; do
-	st=$work/flash-$core
+for workers in $workers_list; do
+	st=$work/flash-$core-w$workers
 	gen_conf "$st.conf" "$core" "$flash_pay" "$fsync" "$st.state"
 	start_ticketd "$st.conf"
 	out=$st.wrk
 	$cli_pin wrk -t1 -c$conns -d120s --latency -s "$loaddir/flash_sale.lua" \
 		"http://127.0.0.1:$dport" -- event=flash-sale quota=$flash_requests >"$out" 2>&1
-	keep_raw "ticketd $core flash sale: $flash_tickets tickets, $flash_requests purchases" "$out"
+	keep_raw "ticketd $core (workers $workers) flash sale: $flash_tickets tickets, $flash_requests purchases" "$out"
 	if ! no_result "$out"; then
 		stop_ticketd
 		continue
@@ -386,21 +409,22 @@ for core in $cores; do
 		arc=$?
 		audit=$(awk '$1 == "flash-sale" && $2 == "general" { print $4 }' "$st.audit")
 		[ $arc -eq 0 ] && grep -q '^audit: OK' "$st.audit" || { audit="FAIL:${audit:-?}"; failed=$((failed + 1)); }
-		{ echo "### --audit after the $core flash sale"; cat "$st.audit"; echo; } >"$work/raw/$(printf %03d $run_no)a"
+		{ echo "### --audit after the $core (workers $workers) flash sale"; cat "$st.audit"; echo; } >"$work/raw/$(printf %03d $run_no)a"
 	fi
 	s201=$(result "$out" s201) tk=$(result "$out" tickets) el=$(result "$out" elapsed)
 	if [ "$tk" != "$flash_tickets" ] || [ "$get_sold" != "$flash_tickets" ] || [ "$s201" != "$flash_tickets" ] ||
 	   { [ "$audit" != n/a ] && [ "$audit" != "$flash_tickets" ]; } || [ "$(result "$out" unanswered)" != 0 ] ||
 	   [ "$(result "$out" replies)" != "$flash_requests" ]; then
 		failed=$((failed + 1))
-		echo "CHECK FAILED: $core flash sale: 201s $s201, tickets $tk, GET sold $get_sold, audit $audit (want $flash_tickets)"
+		echo "CHECK FAILED: $core w$workers flash sale: 201s $s201, tickets $tk, GET sold $get_sold, audit $audit (want $flash_tickets)"
 	fi
 	x=n/a
 	[ -n "$ngx_flash" ] && x=$(awk -v a="$el" -v b="$ngx_flash" 'BEGIN { printf "%.2f", a / b }')
-	printf '%-9s %8.3f %9.0f %7.3f %7.3f %8s %8s %8s %8s %8s %6s %6s %7s\n' "$core" "$el" \
+	printf '%-9s %2s %8.3f %9.0f %7.3f %7.3f %8s %8s %8s %8s %8s %6s %6s %7s\n' "$core" "$workers" "$el" \
 		"$(result "$out" rate)" "$(awk -v v="$(result "$out" p50_us)" 'BEGIN { print v / 1000 }')" \
 		"$(awk -v v="$(result "$out" p99_us)" 'BEGIN { print v / 1000 }')" "$s201" "$tk" "$get_sold" \
 		"$audit" "$(result "$out" s409)" "$(result "$out" other)" "$(result "$out" errors)" "$x"
+done
 done
 echo "(time_s: first request to the last purchase reply; x_nginx: time as a multiple of nginx's"
 echo " for the same number of requests; 201s, 201_tkts, GET_sold and audit must all read $flash_tickets)"
@@ -409,7 +433,8 @@ echo
 # --- 4. memory ---------------------------------------------------------------------
 mcore=$(echo $cores | awk '{ print $1 }')
 msync=$(echo $syncs | awk '{ print $NF }')
-echo "== 4. Memory: ticketd $mcore, payment 0 ms, sync $msync"
+workers=$(echo $workers_list | awk '{ print $1 }')
+echo "== 4. Memory: ticketd $mcore, workers $workers, payment 0 ms, sync $msync"
 st=$work/mem
 gen_conf "$st.conf" "$mcore" 0 "$msync" "$st.state"
 start_ticketd "$st.conf"
@@ -433,6 +458,37 @@ echo "RSS idle at start:              $(awk -v v="$idle0" 'BEGIN { printf "%.1f 
 echo "RSS under load, $conns connections: $(awk -v v="$load" 'BEGIN { printf "%.1f MiB", v / 1024 }')"
 echo "RSS idle after the load:        $(awk -v v="$idle1" 'BEGIN { printf "%.1f MiB", v / 1024 }') after selling $msold orders ($(awk -v a="$idle0" -v b="$idle1" -v n="$msold" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1024 / n : 0) }') bytes of growth per order)"
 echo "$idle_conns idle connections:       $(result "$st.idle" accepted) accepted, RSS $(result "$st.idle" rss_before_kib) -> $(result "$st.idle" rss_after_kib) KiB, $(result "$st.idle" per_conn_bytes) bytes per connection"
+echo
+
+# --- 5. metrics cost -------------------------------------------------------------
+echo "== 5. Metrics: ticketd $mcore, workers $workers, static body, payment 0 ms, sync $(echo $syncs | cut -d' ' -f1), pin $pin, on/off interleaved x3"
+if [ $metrics_ok -eq 1 ]; then
+	set_pin "$pin"
+	printf '%-8s %10s %10s %10s %8s\n' metrics run1 run2 run3 median
+	for i in 1 2 3; do
+		for m in true false; do
+			st=$work/metrics-$m-$i
+			gen_conf "$st.conf" "$mcore" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state" "\"metrics\": { \"enabled\": $m },"
+			start_ticketd "$st.conf"
+			out=$st.wrk
+			$cli_pin wrk -t1 -c$conns -d${secs}s --latency -s "$loaddir/post_static.lua" \
+				"http://127.0.0.1:$dport/v1/events/bench/purchase" >"$out" 2>&1
+			keep_raw "ticketd $mcore, metrics enabled $m, run $i (static body)" "$out"
+			stop_ticketd
+			set -- $(wrk_stats "$out")
+			eval "met_${m}_$i=$1"
+		done
+	done
+	for m in true false; do
+		eval "a=\$met_${m}_1 b=\$met_${m}_2 c=\$met_${m}_3"
+		med=$(printf '%s\n' "$a" "$b" "$c" | sort -n | sed -n 2p)
+		eval "med_$m=$med"
+		printf '%-8s %10s %10s %10s %8s\n' "$([ $m = true ] && echo on || echo off)" "$a" "$b" "$c" "$med"
+	done
+	echo "metrics on / off: $(awk -v a="$med_true" -v b="$med_false" 'BEGIN { printf "%.3f", a / b }') (medians; compiled out, configure --disable-metrics, needs its own build)"
+else
+	echo "n/a: this ticketd takes no \"metrics\": {\"enabled\": false} (no metrics to switch off)"
+fi
 echo
 echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 
