@@ -106,6 +106,8 @@ enum request_route_kind request_route(const char *path, size_t len,
 	out->id_len = 0;
 	if (len == 8 && memcmp(path, "/healthz", 8) == 0)
 		return route(out, ROUTE_HEALTHZ);
+	if (len == 8 && memcmp(path, "/metrics", 8) == 0)
+		return route(out, ROUTE_METRICS);
 	if (eat(path, len, &pos, "/v1/events")) {
 		if (pos == len)
 			return route(out, ROUTE_EVENTS);

@@ -38,6 +38,7 @@ enum request_route_kind {
 	ROUTE_EVENT,       /* /v1/events/{id} */
 	ROUTE_PURCHASE,    /* /v1/events/{id}/purchase */
 	ROUTE_ORDER,       /* /v1/orders/{id} */
+	ROUTE_METRICS,     /* /metrics (Prometheus) */
 };
 
 struct request_route {

@@ -29,6 +29,8 @@ static void routes(void)
 	   r.allowed == REQ_POST && strcmp(r.allow, "POST") == 0 && r.id_len == 10,
 	   "/v1/events/{id}/purchase: POST");
 	ok(kind("/v1/orders/12-34", &r) == ROUTE_ORDER && r.id_len == 5, "/v1/orders/{id}");
+	ok(kind("/metrics", &r) == ROUTE_METRICS && r.allowed == REQ_GET &&
+	   r.id == NULL, "/metrics: GET");
 
 	static const char *const bad[] = {
 		"", "/", "/healthz/", "/healthzz", "/HEALTHZ", "/v1", "/v1/",
@@ -36,6 +38,7 @@ static void routes(void)
 		"/v1/events/a/purchases", "/v1/events/a/b", "/v1/events/a%20b",
 		"/v1/events/../healthz", "/v1/events/a.b", "/v1/orders", "/v1/orders/",
 		"/v1/orders/1/2", "/v1/eventsx", "/v2/events", "v1/events",
+		"/metrics/", "/metricsx", "/METRICS",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ok(kind(bad[i], &r) == ROUTE_NOT_FOUND && r.allowed == 0,
