@@ -450,6 +450,36 @@ out:
 	return rc;
 }
 
+/* "metrics": {"enabled": BOOL}. */
+static int parse_metrics(struct cp *p, json_t *root, struct conf *c)
+{
+	static const char *const keys[] = { "enabled", NULL };
+	json_t *obj = json_object_get(root, "metrics"), *v;
+	size_t old;
+	int rc;
+
+	if (!obj)
+		return 0;
+	old = cp_push(p, "metrics", 0);
+	if (!json_is_object(obj)) {
+		rc = cp_fail(p, "must be an object, got %s", type_name(obj));
+		goto out;
+	}
+	rc = check_keys(p, obj, keys);
+	if (!rc && (v = json_object_get(obj, "enabled"))) {
+		size_t o2 = cp_push(p, "enabled", 0);
+
+		if (json_is_boolean(v))
+			c->metrics.enabled = json_is_true(v);
+		else
+			rc = cp_fail(p, "must be true or false, got %s", type_name(v));
+		cp_pop(p, o2);
+	}
+out:
+	cp_pop(p, old);
+	return rc;
+}
+
 static int parse_tiers(struct cp *p, json_t *ev, struct conf_event *e)
 {
 	static const char *const keys[] = { "general", "vip", NULL };
@@ -587,6 +617,7 @@ static int conf_defaults(struct conf *c)
 	c->ledger.sync = LEDGER_SYNC_FULL;
 	c->ledger.max_db_bytes = 0;
 	c->idempotency_ttl_s = LEDGER_DEFAULT_TTL_S;
+	c->metrics.enabled = 1;
 	c->seller = strdup("mutex");
 	c->state_dir = strdup(LOCALSTATEDIR "/lib/ticketd");
 	c->listen = calloc(1, sizeof(*c->listen));
@@ -601,7 +632,7 @@ static int parse_root(struct cp *p, json_t *root, struct conf *c)
 	static const char *const keys[] = {
 		"listen", "io_threads", "workers", "queue_depth", "seller",
 		"payment", "limits", "state_dir", "log_level", "events",
-		"ledger", "idempotency_ttl_s", "admin_token_file", NULL
+		"ledger", "idempotency_ttl_s", "admin_token_file", "metrics", NULL
 	};
 	char *level = NULL;
 	char why[384];
@@ -646,6 +677,8 @@ static int parse_root(struct cp *p, json_t *root, struct conf *c)
 			     &c->idempotency_ttl_s);
 	if (!rc)
 		rc = get_string(p, root, "admin_token_file", 1, 4095, &c->admin_token_file);
+	if (!rc)
+		rc = parse_metrics(p, root, c);
 	if (!rc)
 		rc = get_string(p, root, "log_level", 1, 16, &level);
 	if (!rc && level && log_level_parse(level, &c->log_level) < 0) {
@@ -859,6 +892,7 @@ void conf_summary(const struct conf *c, FILE *f)
 	fprintf(f, "idempotency keys kept %lld s\n", (long long)c->idempotency_ttl_s);
 	fprintf(f, "admin:     %s\n", c->admin_token_file ? c->admin_token_file
 		: "token from $CREDENTIALS_DIRECTORY/admin-token, if any");
+	fprintf(f, "metrics:   %s\n", c->metrics.enabled ? "on (GET /metrics)" : "off");
 	fprintf(f, "log_level: %s\n", log_level_name(c->log_level));
 	fprintf(f, "events:    %zu\n", c->nevents);
 	for (size_t i = 0; i < c->nevents; i++) {

@@ -86,6 +86,9 @@ struct conf {
 	int64_t idempotency_ttl_s;   /* Idempotency-Key lifetime, 1..CONF_MAX_TTL_S */
 	char *admin_token_file;      /* operator token file, or NULL (then
 				      * $CREDENTIALS_DIRECTORY/admin-token) */
+	struct {
+		int enabled;             /* GET /metrics and the counting; default 1 */
+	} metrics;
 	enum log_level log_level;
 	struct conf_event *events;
 	size_t nevents;              /* 1..CONF_MAX_EVENTS */

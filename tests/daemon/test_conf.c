@@ -42,6 +42,7 @@ static void defaults(void)
 	ok(strcmp(c->events[0].name, "e") == 0 && !c->events[0].has_vip &&
 	   c->events[0].capacity[SELLER_GENERAL] == 5 && !c->events[0].vip_code,
 	   "an event's name defaults to its id");
+	ok(c->metrics.enabled == 1, "metrics are on by default");
 	conf_free(c);
 }
 
@@ -55,7 +56,8 @@ static void values(void)
 		"\"decline_rate\":1,\"mode\":\"blocking\"},\"limits\":{\"max_body_bytes\":64,"
 		"\"max_header_bytes\":1024,\"max_quantity\":1000,\"request_timeout_ms\":100,"
 		"\"max_connections\":1,\"drain_timeout_ms\":0},\"state_dir\":\"s\","
-		"\"log_level\":\"debug\",\"events\":[{\"id\":\"A-b_9\",\"name\":\"N\","
+		"\"log_level\":\"debug\",\"metrics\":{\"enabled\":false},"
+		"\"events\":[{\"id\":\"A-b_9\",\"name\":\"N\","
 		"\"tiers\":{\"general\":0,\"vip\":1000000000000},\"vip_code\":\"c\"}]}";
 
 	ok(load(text, &c, err, sizeof(err)) == 0, "every key set (%s)", err);
@@ -71,6 +73,7 @@ static void values(void)
 	   c->limits.max_quantity == 1000 && c->limits.request_timeout_ms == 100 &&
 	   c->limits.max_connections == 1 && c->limits.drain_timeout_ms == 0, "limits");
 	ok(strcmp(c->state_dir, "s") == 0 && c->log_level == LOGL_DEBUG, "state_dir, log_level");
+	ok(c->metrics.enabled == 0, "metrics.enabled false");
 	ok(c->events[0].has_vip && c->events[0].capacity[SELLER_VIP] == 1000000000000LL &&
 	   strcmp(c->events[0].vip_code, "c") == 0, "the vip tier");
 	ok(conf_set_seller(c, "no-such-core", 0, err, sizeof(err)) == -EINVAL &&
@@ -110,6 +113,11 @@ static void errors(void)
 		  "t.conf: workers: 0 (reserve on the event loops) needs payment.mode" },
 		{ "{\"events\":[{\"id\":\"e\",\"tiers\":{\"general\":1.5}}]}",
 		  "t.conf: events[0].tiers.general: must be an integer" },
+		{ "{\"metrics\":{\"enabled\":1},\"events\":[]}",
+		  "t.conf: metrics.enabled: must be true or false" },
+		{ "{\"metrics\":{\"on\":true},\"events\":[]}",
+		  "t.conf: metrics.on: unknown key" },
+		{ "{\"metrics\":true,\"events\":[]}", "t.conf: metrics: must be an object" },
 	};
 	struct conf *c = NULL;
 	char err[512];
