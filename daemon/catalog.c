@@ -145,6 +145,7 @@ static int event_make(struct catalog *cat, const struct conf *c,
 		event_free(e);
 		return rc;
 	}
+	e->seq = (unsigned)cat->nall;
 	cat->all[cat->nall++] = e;
 	*out = e;
 	return 0;

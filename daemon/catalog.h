@@ -26,6 +26,9 @@ struct catalog_event {
 	char *vip_code;           /* NULL without a vip tier */
 	size_t vip_code_len;
 	int vip_first;            /* VIP purchases take the pool's priority lane */
+	unsigned seq;             /* 0, 1, 2, ... in the order events were made
+				   * (reloads included): a dense index for
+				   * per-event counters (metrics.c) */
 };
 
 struct catalog;
