@@ -1127,9 +1127,10 @@ static void apply_limits(struct http_loop *lp)
 {
 	const struct conf *c = conf_now(lp->http);
 	/* The guards keep the deadlines; evhttp's inactivity timeout is only
-	 * a backstop (for a connection without a guard), never the first. */
-	unsigned ms = c->limits.request_timeout_ms > c->limits.idle_timeout_ms ?
-		      c->limits.request_timeout_ms : c->limits.idle_timeout_ms;
+	 * a backstop (for a connection without a guard): twice the longer
+	 * deadline, so that it never fires first. */
+	unsigned ms = 2 * (c->limits.request_timeout_ms > c->limits.idle_timeout_ms ?
+			   c->limits.request_timeout_ms : c->limits.idle_timeout_ms);
 	struct timeval tmo = { .tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000 };
 
 	evhttp_set_max_body_size(lp->evh, (ev_ssize_t)c->limits.max_body_bytes);
