@@ -17,6 +17,12 @@ daemon_ticketd_SOURCES = daemon/main.c \
 	daemon/service.h daemon/service.c
 # Connection deadlines evhttp lacks (slowloris, keep-alive idle): issue 7.
 daemon_ticketd_SOURCES += daemon/guard.h daemon/guard.c
+# Prometheus metrics (GET /metrics): issue 6. ./configure --disable-metrics
+# leaves metrics.c out and metrics.h makes every hook an empty inline.
+daemon_ticketd_SOURCES += daemon/metrics.h
+if METRICS
+daemon_ticketd_SOURCES += daemon/metrics.c
+endif
 daemon_ticketd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS)
 daemon_ticketd_LDADD = lib/libticket.la $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS)
 
@@ -44,3 +50,18 @@ tests_daemon_test_conf_CPPFLAGS = $(tk_daemon_unit_cppflags)
 tests_daemon_test_conf_CFLAGS = $(tk_daemon_unit_cflags)
 tests_daemon_test_conf_LDADD = lib/libticket.la
 TESTS += tests/daemon/test_request tests/daemon/test_conf
+
+# Metrics: the exposition over real HTTP (strict parser, counters after
+# known requests, gauges against /v1/events, metrics off by config or build),
+# and the per-thread blocks under threads (exact sums, block reuse; TSan).
+if METRICS
+check_PROGRAMS += tests/daemon/test_metrics
+tests_daemon_test_metrics_SOURCES = tests/daemon/test_metrics.c \
+	daemon/metrics.c daemon/metrics.h daemon/catalog.c daemon/catalog.h \
+	daemon/pool.c daemon/pool.h
+tests_daemon_test_metrics_CPPFLAGS = $(tk_daemon_unit_cppflags) -I$(top_srcdir)/daemon
+tests_daemon_test_metrics_CFLAGS = $(tk_daemon_unit_cflags)
+tests_daemon_test_metrics_LDADD = lib/libticket.la
+TESTS += tests/daemon/test_metrics
+STRESS_TESTS += tests/daemon/test_metrics
+endif
