@@ -58,6 +58,7 @@
 #include "guard.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "purchase.h"
 #include "request.h"
 
@@ -123,6 +124,8 @@ struct http_loop {
 	int paused;                       /* listeners disabled (cap, EMFILE) */
 	time_t paused_logged;             /* last time a pause was logged */
 	int pause_loud;                   /* this pause was logged as a warning */
+	uint64_t req_t0;                  /* metrics: the request being answered */
+	enum metrics_route req_route;     /*   arrived then, on this route */
 	int draining;
 	int drained;
 };
@@ -251,6 +254,7 @@ static void send_reply(struct http_loop *lp, struct evhttp_request *req, int cod
 	if (lp->draining)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
 				  "close");
+	metrics_reply(lp->req_route, code, lp->req_t0);
 	evhttp_send_reply(req, code, NULL, NULL);
 }
 
@@ -435,6 +439,13 @@ static void maybe_drained(struct http_loop *lp)
 		h->on_drained(h->arg);
 }
 
+/* Makes j's request the one being answered (for send_reply's metrics). */
+static void answering(struct http_loop *lp, const struct job *j)
+{
+	lp->req_t0 = j->times.arrived;
+	lp->req_route = j->kind == JOB_ORDER ? METRICS_ROUTE_ORDER : METRICS_ROUTE_PURCHASE;
+}
+
 /* Sends the reply a finished job earned. */
 static void reply_job(struct http_loop *lp, struct job *j)
 {
@@ -442,6 +453,8 @@ static void reply_job(struct http_loop *lp, struct job *j)
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	const struct order *o = &j->commit.order;
 
+	answering(lp, j);
+	metrics_job(j);
 	switch (j->result) {
 	case JOB_CREATED: {
 		char loc[16 + ORDERS_ID_MAX];
@@ -603,6 +616,7 @@ void http_job_release(void)
 void http_batch_begin(void *arg)
 {
 	(void)arg;
+	metrics_busy(1);
 	http_job_hold();
 }
 
@@ -610,6 +624,7 @@ void http_batch_end(void *arg)
 {
 	(void)arg;
 	http_job_release();
+	metrics_busy(0);
 }
 
 /* ---- accepting and connections ------------------------------------------ */
@@ -856,6 +871,45 @@ static void route_events(struct http_loop *lp, struct evhttp_request *req)
 	send_reply(lp, req, 200);
 }
 
+static void free_text(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+/* GET /metrics, formatted here on the loop: summing the per-thread blocks
+ * stops no other thread, and a few events make a few KB (tens of µs); a
+ * worker would cost a hand-off and two wakeups for as much. */
+static void route_metrics(struct http_loop *lp, struct evhttp_request *req)
+{
+	struct http *h = lp->http;
+	struct metrics_sources src = {
+		.cat = h->cat, .pool = h->pool,
+		.queue_capacity = conf_now(h)->queue_depth,
+		.connections = atomic_load(&h->nconn),
+	};
+	char *text = NULL;
+	size_t len = 0;
+	int rc = metrics_render(&src, &text, &len);
+
+	if (rc == -ENOTSUP) {
+		reply_error(lp, req, 404, "metrics_disabled", "metrics are off (metrics.enabled "
+			    "is false, or ticketd was built with --disable-metrics)");
+		return;
+	}
+	if (rc < 0 || evbuffer_add_reference(evhttp_request_get_output_buffer(req), text,
+					     len, free_text, NULL) < 0) {
+		free(text);
+		reply_error(lp, req, 500, "internal_error", "cannot format the metrics: %s",
+			    strerror(rc < 0 ? -rc : ENOMEM));
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4; charset=utf-8");
+	send_reply(lp, req, 200);
+}
+
 /* Queues a filled job for the pool; the loop hands over all it queued in
  * one iteration at once (on_flush), which replies 503 to what does not fit. */
 static void submit(struct http_loop *lp, struct job *j, enum pool_lane lane)
@@ -894,6 +948,7 @@ static void run_inline(struct http_loop *lp, struct pool_task *t)
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_loop *lp = arg;
+	uint64_t now = metrics_now();
 
 	(void)fd;
 	(void)what;
@@ -901,6 +956,8 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 		struct pool_task *list = NULL, *t = lp->pend[lane];
 		int n;
 
+		for (struct pool_task *q = t; metrics_on && q; q = q->next)
+			job_of_task(q)->times.queued = now;
 		if (lp->http->inline_work) {
 			/* No pool: reserve here, priority lane first (an async
 			 * payment is a timer of this loop anyway). Jobs finish
@@ -925,6 +982,10 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 			struct evhttp_request *req = j->req;
 
 			list = list->next;
+			answering(lp, j);
+			if (n >= 0 && j->kind == JOB_PURCHASE)
+				metrics_purchase(j->ev, j->in.tier, METRICS_OVERLOADED,
+						 j->in.tier, 0);
 			job_put(lp, j);
 			if (n >= 0)
 				reply_error(lp, req, 503, "overloaded",
@@ -975,6 +1036,7 @@ static void route_purchase(struct http_loop *lp, struct evhttp_request *req,
 	j->kind = JOB_PURCHASE;
 	j->ev = ev;
 	j->req = req;
+	j->times.arrived = lp->req_t0;
 	submit(lp, j, j->in.tier == SELLER_VIP && ev->vip_first ? POOL_PRIORITY
 								: POOL_NORMAL);
 }
@@ -993,6 +1055,7 @@ static void route_order(struct http_loop *lp, struct evhttp_request *req,
 	memcpy(j->order_id, rt->id, rt->id_len);
 	j->order_id[rt->id_len] = '\0';
 	j->req = req;
+	j->times.arrived = lp->req_t0;
 	submit(lp, j, POOL_NORMAL);
 }
 
@@ -1041,6 +1104,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	if (s && s->guard)
 		guard_held(s->guard);
+	lp->req_t0 = metrics_now();
+	lp->req_route = METRICS_ROUTE_OTHER;
 	/* Only this thread writes it: a load and a store, no locked add. */
 	atomic_store_explicit(&lp->requests,
 			      atomic_load_explicit(&lp->requests, memory_order_relaxed) + 1,
@@ -1058,6 +1123,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		reply_error(lp, req, 404, "not_found", "no such path; see docs/api.md");
 		return;
 	}
+	lp->req_route = metrics_route_of(rt.kind);
 	if (!(method & rt.allowed)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", rt.allow);
 		reply_error(lp, req, 405, "method_not_allowed",
@@ -1089,6 +1155,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	case ROUTE_ORDER:
 		route_order(lp, req, &rt);
+		return;
+	case ROUTE_METRICS:
+		route_metrics(lp, req);
 		return;
 	default:
 		reply_error(lp, req, 404, "not_found", "no such path; see docs/api.md");

@@ -76,7 +76,8 @@ void http_job_hold(void);
 void http_job_flush(void);
 /* Flushes and stops holding. */
 void http_job_release(void);
-/* The pool's batch hooks (arg unused): hold, and release. */
+/* The pool's batch hooks (arg unused): hold, and release; the worker
+ * counts as busy in between (metrics). */
 void http_batch_begin(void *arg);
 void http_batch_end(void *arg);
 

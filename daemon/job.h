@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "catalog.h"
+#include "metrics.h"
 #include "orders.h"
 #include "payment.h"
 #include "pool.h"
@@ -72,6 +73,7 @@ struct job {
 	struct payment_plan plan;     /* purchase: payment settings it started with */
 	struct orders_commit commit;  /* the order: filled for 201 and 200 */
 	char order_id[REQUEST_ID_MAX + 1]; /* JOB_ORDER: the id asked for */
+	struct metrics_times times;   /* arrival, hand-off, payment start (metrics) */
 };
 
 #define job_of_task(t) ((struct job *)((char *)(t) - offsetof(struct job, task)))

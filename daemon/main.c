@@ -26,6 +26,7 @@
 #include "conf.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "orders.h"
 #include "payment.h"
 #include "pool.h"
@@ -343,6 +344,10 @@ static int run(struct conf **cp, const struct options *o)
 		log_err("libevent: no pthreads support");
 		return 1;
 	}
+	if (metrics_init(c->metrics.enabled) < 0) { /* before any thread counts */
+		log_err("cannot set up the metrics");
+		return 1;
+	}
 	if (orders_open(c->state_dir, &orders, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
@@ -436,6 +441,7 @@ out:
 	if (d.drain_timer)
 		event_free(d.drain_timer);
 	service_destroy(d.svc); /* last: other threads read its configs until here */
+	metrics_shutdown();
 	if (d.base)
 		event_base_free(d.base);
 	if (rc == 0)

@@ -11,6 +11,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "purchase.h"
 
 /* Gives a job's reserved tickets back; logs if the core refuses (a bug). */
@@ -48,6 +49,7 @@ void purchase_settle(struct job *j)
 {
 	struct order *o = &j->commit.order;
 
+	metrics_payment(j->times.paying);
 	if (payment_declined(&j->plan)) {
 		release(j);
 		finish(j, JOB_DECLINED, 0);
@@ -91,6 +93,7 @@ static void order_lookup(struct job *j)
 void purchase_work(struct pool_task *t, void *arg)
 {
 	struct job *j = job_of_task(t);
+	uint64_t now = metrics_queue_wait(j->times.queued);
 	int rc;
 
 	(void)arg;
@@ -99,6 +102,7 @@ void purchase_work(struct pool_task *t, void *arg)
 		return;
 	}
 	rc = seller_reserve(j->ev->seller, j->in.tier, j->in.quantity, &j->from);
+	j->times.paying = metrics_reserve(j->ev->core, now);
 	if (rc == SELLER_SOLD_OUT) {
 		j->available = buyable(j->ev->seller, j->in.tier);
 		finish(j, JOB_SOLD_OUT, 0);
