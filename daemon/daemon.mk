@@ -54,6 +54,8 @@ TESTS += tests/daemon/test_request tests/daemon/test_conf
 # Metrics: the exposition over real HTTP (strict parser, counters after
 # known requests, gauges against /v1/events, metrics off by config or build),
 # and the per-thread blocks under threads (exact sums, block reuse; TSan).
+TESTS += tests/daemon/metrics.py
+EXTRA_DIST += tests/daemon/metrics.py
 if METRICS
 check_PROGRAMS += tests/daemon/test_metrics
 tests_daemon_test_metrics_SOURCES = tests/daemon/test_metrics.c \
