@@ -23,6 +23,11 @@ daemon_ticketd_SOURCES += daemon/metrics.h
 if METRICS
 daemon_ticketd_SOURCES += daemon/metrics.c
 endif
+# The durable ledger's side of the daemon (issue 4): ids and commits, the
+# Idempotency-Key set, the operator token and refunds, replies built off
+# the loops.
+daemon_ticketd_SOURCES += daemon/idem.h daemon/idem.c daemon/admin.h daemon/admin.c \
+	daemon/answer.h daemon/answer.c
 daemon_ticketd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS)
 daemon_ticketd_LDADD = lib/libticket.la $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS)
 

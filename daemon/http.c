@@ -56,7 +56,9 @@
 #include <event2/listener.h>
 
 #include "guard.h"
+#include "admin.h"
 #include "http.h"
+#include "idem.h"
 #include "log.h"
 #include "metrics.h"
 #include "purchase.h"
@@ -391,7 +393,7 @@ static void write_order(struct evbuffer *out, const struct order *o,
 	}
 	ob_lit(&ob, "],\"buyer\":");
 	ob_str(&ob, buyer_json);
-	ob_lit(&ob, "}");
+	ob_lit(&ob, ",\"state\":\"confirmed\"}");
 	ob_flush(&ob);
 }
 
@@ -443,7 +445,8 @@ static void maybe_drained(struct http_loop *lp)
 static void answering(struct http_loop *lp, const struct job *j)
 {
 	lp->req_t0 = j->times.arrived;
-	lp->req_route = j->kind == JOB_ORDER ? METRICS_ROUTE_ORDER : METRICS_ROUTE_PURCHASE;
+	lp->req_route = j->kind == JOB_ORDER ? METRICS_ROUTE_ORDER :
+			j->kind == JOB_REFUND ? METRICS_ROUTE_REFUND : METRICS_ROUTE_PURCHASE;
 }
 
 /* Sends the reply a finished job earned. */
@@ -455,6 +458,11 @@ static void reply_job(struct http_loop *lp, struct job *j)
 
 	answering(lp, j);
 	metrics_job(j);
+	if (j->reply.status) { /* built off the loop (answer.c): JOB_REPLY, or a
+				* purchase with an Idempotency-Key */
+		send_reply(lp, req, answer_write(&j->reply, req));
+		return;
+	}
 	switch (j->result) {
 	case JOB_CREATED: {
 		char loc[16 + ORDERS_ID_MAX];
@@ -463,15 +471,6 @@ static void reply_job(struct http_loop *lp, struct job *j)
 		snprintf(loc, sizeof(loc), "/v1/orders/%s", o->id);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
 		send_reply(lp, req, 201);
-		return;
-	}
-	case JOB_FOUND: {
-		char buyer[REQUEST_BUYER_JSON_MAX + 1];
-
-		if (request_json_string(o->buyer, strlen(o->buyer), buyer, sizeof(buyer)) < 0)
-			strcpy(buyer, "\"\"");
-		write_order(out, o, buyer);
-		send_reply(lp, req, 200);
 		return;
 	}
 	case JOB_SOLD_OUT: {
@@ -1033,6 +1032,11 @@ static void route_purchase(struct http_loop *lp, struct evhttp_request *req,
 			return;
 		}
 	}
+	if (idem_header(evhttp_request_get_input_headers(req), j->idem_key, &rerr) < 0) {
+		job_put(lp, j);
+		reply_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
+		return;
+	}
 	j->kind = JOB_PURCHASE;
 	j->ev = ev;
 	j->req = req;
@@ -1085,6 +1089,36 @@ static int check_framing(struct http_loop *lp, struct evhttp_request *req)
 		}
 	}
 	return 1;
+}
+
+/* POST /v1/orders/{id}/refund: the token is checked here, the refund runs
+ * on a worker (admin.c). */
+static void route_refund(struct http_loop *lp, struct evhttp_request *req,
+			 const struct request_route *rt)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct request_error rerr;
+	struct job *j;
+
+	if (admin_authorize(lp->http->env->admin, evhttp_find_header(in, "Authorization"),
+			    &rerr) < 0) {
+		if (rerr.status == 401)
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+					  "WWW-Authenticate", "Bearer realm=\"ticketd\"");
+		reply_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
+		return;
+	}
+	j = job_get(lp);
+	if (!j) {
+		reply_error(lp, req, 503, "overloaded", "out of memory; retry shortly");
+		return;
+	}
+	j->kind = JOB_REFUND;
+	j->ev = NULL;
+	memcpy(j->order_id, rt->id, rt->id_len);
+	j->order_id[rt->id_len] = '\0';
+	j->req = req;
+	submit(lp, j, POOL_NORMAL);
 }
 
 /* evhttp's generic callback: every request that parsed lands here. */
@@ -1155,6 +1189,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	case ROUTE_ORDER:
 		route_order(lp, req, &rt);
+		return;
+	case ROUTE_REFUND:
+		route_refund(lp, req, &rt);
 		return;
 	case ROUTE_METRICS:
 		route_metrics(lp, req);
@@ -1480,6 +1517,7 @@ static void loop_free(struct http_loop *lp)
 		lp->all_jobs = j->all_next;
 		if (j->timer)
 			event_free(j->timer);
+		answer_clear(&j->reply);
 		free(j);
 	}
 	/* Connections evhttp_free closed called conn_gone; fresh ones too. */

@@ -7,8 +7,10 @@
  * so the hot path allocates nothing here.
  *
  * A purchase job goes: QUEUED (pool) -> [PAYING (loop timer, async payment)]
- * -> DONE (loop replies). Its tickets are reserved before PAYING and are
- * either confirmed (orders_commit done with 0) or released before DONE.
+ * -> [committing (the ledger thread)] -> DONE (loop replies). Its tickets
+ * are reserved before PAYING and are either confirmed (orders_commit done
+ * with 0: durable) or released before DONE. A job whose reply was built off
+ * the loop (JOB_REPLY) carries it in j->reply.
  */
 #ifndef TICKETD_JOB_H
 #define TICKETD_JOB_H
@@ -16,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "answer.h"
 #include "catalog.h"
+#include "idem.h"
 #include "metrics.h"
 #include "orders.h"
 #include "payment.h"
@@ -30,6 +34,7 @@ struct http_loop;
 enum job_kind {
 	JOB_PURCHASE = 0,
 	JOB_ORDER,          /* GET /v1/orders/{id} */
+	JOB_REFUND,         /* POST /v1/orders/{id}/refund (admin.c) */
 };
 
 enum job_state {
@@ -43,8 +48,8 @@ enum job_result {
 	JOB_SOLD_OUT,       /* 409 */
 	JOB_DECLINED,       /* 402: payment declined, tickets released */
 	JOB_UNAVAILABLE,    /* 503: the order store failed, tickets released */
-	JOB_FOUND,          /* 200: order lookup */
-	JOB_NOT_FOUND,      /* 404: order lookup */
+	JOB_REPLY,          /* not a sale: j->reply, built off the loop (answer.h) */
+	JOB_NOT_FOUND,      /* 404: order lookup or refund */
 	JOB_FAILED,         /* 500: an internal error (error holds -errno) */
 };
 
@@ -52,6 +57,11 @@ enum job_result {
 struct job_env {
 	struct orders *orders;
 	struct payment *payment;
+	struct idem *idem;            /* Idempotency-Keys in flight */
+	struct admin *admin;          /* the operator token */
+	struct catalog *catalog;      /* refunds give tickets back to an event */
+	struct pool *reads;           /* "workers": 0 only: runs what reads the
+				       * ledger, off the loops; else NULL */
 };
 
 struct job {
@@ -71,8 +81,14 @@ struct job {
 	enum seller_pool from;        /* purchase: pool reserved from */
 	int64_t available;            /* sold out: largest quantity buyable now */
 	struct payment_plan plan;     /* purchase: payment settings it started with */
-	struct orders_commit commit;  /* the order: filled for 201 and 200 */
-	char order_id[REQUEST_ID_MAX + 1]; /* JOB_ORDER: the id asked for */
+	struct orders_commit commit;  /* the ledger request: order, stored reply, refund */
+	char order_id[REQUEST_ID_MAX + 1]; /* JOB_ORDER, JOB_REFUND: the id asked for */
+	char idem_key[IDEM_KEY_MAX + 1];   /* purchase: Idempotency-Key, "" if none */
+	unsigned char idem_hash[LEDGER_HASH_LEN]; /* purchase: its digest (idem.c) */
+	struct job *idem_next;        /* in-flight set link (idem.c) */
+	int idem_held;                /* the key is in the in-flight set */
+	struct answer reply;          /* a reply built off the loop (status != 0):
+				       * JOB_REPLY, or a keyed purchase's 201/402/409 */
 	struct metrics_times times;   /* arrival, hand-off, payment start (metrics) */
 };
 

@@ -22,9 +22,11 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "admin.h"
 #include "catalog.h"
 #include "conf.h"
 #include "http.h"
+#include "idem.h"
 #include "log.h"
 #include "metrics.h"
 #include "orders.h"
@@ -51,6 +53,7 @@ struct options {
 	unsigned conf_flags;
 	int check;
 	int list_sellers;
+	int audit;
 };
 
 /* The running daemon, as the main thread's callbacks see it. */
@@ -80,6 +83,9 @@ static void usage(FILE *f)
 		"      --list-sellers        print the safe seller cores and exit\n"
 		"  -t, --check-config        check the configuration, print a summary, exit\n"
 		"                            0 if it is valid and 1 if not\n"
+		"      --audit               check the order ledger in the state dir against\n"
+		"                            the configuration (offline; safe while ticketd\n"
+		"                            runs), print the figures, exit 0 if all holds\n"
 		"  -V, --version             print the version and exit\n"
 		"  -h, --help                print this help and exit\n"
 		"\n"
@@ -96,7 +102,7 @@ static void usage(FILE *f)
  * EXIT_USAGE. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_SELLER = 256, OPT_UNSAFE, OPT_LIST };
+	enum { OPT_SELLER = 256, OPT_UNSAFE, OPT_LIST, OPT_AUDIT };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -105,6 +111,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "allow-unsafe-seller", no_argument, NULL, OPT_UNSAFE },
 		{ "list-sellers", no_argument, NULL, OPT_LIST },
 		{ "check-config", no_argument, NULL, 't' },
+		{ "audit", no_argument, NULL, OPT_AUDIT },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -121,6 +128,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_UNSAFE: o->conf_flags |= CONF_ALLOW_UNSAFE; break;
 		case OPT_LIST: o->list_sellers = 1; break;
 		case 't': o->check = 1; break;
+		case OPT_AUDIT: o->audit = 1; break;
 		case 'V':
 			printf("ticketd %s\n", PACKAGE_VERSION);
 			return -1;
@@ -323,6 +331,9 @@ static int run(struct conf **cp, const struct options *o)
 	struct daemon d = { .svc = NULL };
 	struct orders *orders = NULL;
 	struct payment *payment = NULL;
+	struct idem *idem = NULL;
+	struct admin *admin = NULL;
+	struct pool *reads = NULL;            /* "workers": 0 only */
 	struct job_env env;
 	struct event *sigs[3] = { NULL, NULL, NULL };
 	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
@@ -348,12 +359,27 @@ static int run(struct conf **cp, const struct options *o)
 		log_err("cannot set up the metrics");
 		return 1;
 	}
-	if (orders_open(c->state_dir, &orders, err, sizeof(err)) < 0) {
+	{
+		/* The ledger: what was sold comes back before any connection. */
+		struct orders_options oo = {
+			.state_dir = c->state_dir, .conf = c, .sync = c->ledger.sync,
+			.idempotency_ttl_s = c->idempotency_ttl_s,
+			.max_db_bytes = c->ledger.max_db_bytes,
+			.readers = c->workers < 4 ? 4 : c->workers > 64 ? 64 : c->workers,
+		};
+
+		if (orders_open(&oo, &orders, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			goto out;
+		}
+	}
+	if (catalog_create(c, orders_sold, orders, &d.cat, err, sizeof(err)) < 0 ||
+	    admin_open(c, &admin, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
 	}
-	if (catalog_create(c, NULL, NULL, &d.cat, err, sizeof(err)) < 0) {
-		log_err("%s", err);
+	if (idem_create(&idem) < 0) {
+		log_err("out of memory");
 		goto out;
 	}
 	if (payment_create(c->payment.latency_ms, c->payment.decline_rate,
@@ -365,6 +391,24 @@ static int run(struct conf **cp, const struct options *o)
 	pool_set_tick(d.pool, tick_ms);
 	env.orders = orders;
 	env.payment = payment;
+	env.idem = idem;
+	env.admin = admin;
+	env.catalog = d.cat;
+	env.reads = NULL;
+	if (c->workers == 0) {
+		/* The loops reserve themselves; ledger reads get two threads. */
+		const struct pool_ops read_ops = {
+			.batch_begin = http_batch_begin,
+			.run = purchase_read_work,
+			.batch_end = http_batch_end,
+		};
+
+		if (pool_create(2, c->queue_depth, &read_ops, NULL, &reads) < 0) {
+			log_err("cannot start the ledger reads pool");
+			goto out;
+		}
+		env.reads = reads;
+	}
 	nfds = open_sockets(c, &fds, &owned);
 	if (nfds < 0)
 		goto out;
@@ -423,11 +467,16 @@ out:
 		http_stop(d.http);
 	if (d.pool)
 		pool_stop(d.pool);
+	if (reads)
+		pool_stop(reads);
 	if (d.cat && rc == 0)
 		log_figures(d.cat);
 	orders_close(orders);
 	http_destroy(d.http);
 	pool_destroy(d.pool);
+	pool_destroy(reads);
+	idem_destroy(idem);
+	admin_close(admin);
 	catalog_destroy(d.cat);
 	payment_destroy(payment);
 	for (int i = 0; owned && i < nfds; i++)
@@ -472,6 +521,11 @@ int main(int argc, char **argv)
 		conf_summary(c, stdout);
 		conf_free(c);
 		return 0;
+	}
+	if (o.audit) {
+		rc = orders_audit(c, stdout, stderr);
+		conf_free(c);
+		return rc;
 	}
 	log_set_level(c->log_level);
 	rc = run(&c, &o);

@@ -1,11 +1,11 @@
 /*
- * orders.c: order ids and the in-memory order store. The store is a page
- * table indexed by the order's sequence number: a commit takes the next
- * sequence with one atomic add, fills its own slot and publishes it with a
- * release store; a lookup parses the id and reads the slot with an acquire
- * load. The only lock guards the allocation of a new page (once per 4096
- * orders). Orders live until the daemon stops; after a restart only the
- * ledger (issue 4) remembers them, so a lookup of an older epoch is -ENOENT.
+ * orders.c: the daemon's side of the durable ledger. It opens the ledger
+ * (carrying over an older ticketd's epoch file), reads what was sold for
+ * the catalog, hands out order ids (boot epoch plus one atomic counter),
+ * and turns commits, stored replies and refunds into ledger requests whose
+ * done() calls the caller's. Nothing here holds a lock of its own: the
+ * sold table is written once at open and only read after; the sequence is
+ * an atomic; the ledger guards its queue and its read connections.
  */
 #include "config.h"
 
@@ -13,31 +13,32 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "orders.h"
 
-#define PAGE_SLOTS 4096u
-#define DIR_PAGES 65536u           /* 268 million orders per boot */
-
-struct slot {
-	atomic_int ready;          /* 1 once order is complete (release/acquire) */
-	struct order order;
+/* Sold tickets of one event, as the ledger had them at open. */
+struct sold_row {
+	char *event;
+	int64_t sold[SELLER_NPOOLS];
 };
 
 struct orders {
+	struct ledger *ledger;
 	uint64_t epoch;
 	atomic_uint_fast64_t next_seq;      /* last sequence handed out */
-	pthread_mutex_t grow;               /* guards page allocation */
-	_Atomic(struct slot *) pages[DIR_PAGES];
+	struct sold_row *sold;              /* read-only after orders_open */
+	size_t nsold, capsold;
 };
+
+#define commit_of_req(r) \
+	((struct orders_commit *)((char *)(r) - offsetof(struct orders_commit, req)))
 
 /* mkdir -p path with mode 0750; 0 or -errno. */
 static int mkdirs(const char *path)
@@ -61,8 +62,9 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
-/* Reads the stored epoch (0 if the file does not exist); 0 or -errno. */
-static int read_epoch(int dfd, uint64_t *out)
+/* Reads the epoch file of a ticketd from before the ledger (0 if there is
+ * none); 0 or -errno (-EBADMSG: not a number). */
+static int read_old_epoch(int dfd, uint64_t *out)
 {
 	char buf[32];
 	ssize_t n;
@@ -79,94 +81,200 @@ static int read_epoch(int dfd, uint64_t *out)
 	buf[n] = '\0';
 	errno = 0;
 	*out = strtoull(buf, &end, 10);
-	if (errno || end == buf || (*end && *end != '\n'))
+	if (errno || end == buf || (*end && *end != '\n') || *out >= INT64_MAX)
 		return -EBADMSG;
 	return 0;
 }
 
-/* Stores epoch durably: tmp file, fsync, rename, fsync of the dir. */
-static int write_epoch(int dfd, uint64_t epoch)
+/* Adds one (event, pool) row of what was sold into o->sold. */
+static int add_sold(void *arg, const char *event, enum seller_pool pool, int64_t sold)
 {
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", epoch);
-	int fd = openat(dfd, ORDERS_EPOCH_FILE ".tmp",
-			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	int rc = 0;
+	struct orders *o = arg;
+	struct sold_row *row = NULL;
 
-	if (fd < 0)
-		return -errno;
-	if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0)
-		rc = errno ? -errno : -EIO;
-	if (close(fd) < 0 && !rc)
-		rc = -errno;
-	if (!rc && renameat(dfd, ORDERS_EPOCH_FILE ".tmp", dfd, ORDERS_EPOCH_FILE) < 0)
-		rc = -errno;
-	if (!rc && fsync(dfd) < 0)
-		rc = -errno;
-	if (rc)
-		unlinkat(dfd, ORDERS_EPOCH_FILE ".tmp", 0);
-	return rc;
+	for (size_t i = 0; i < o->nsold && !row; i++)
+		if (strcmp(o->sold[i].event, event) == 0)
+			row = &o->sold[i];
+	if (!row) {
+		if (o->nsold == o->capsold) {
+			size_t cap = o->capsold ? o->capsold * 2 : 16;
+			struct sold_row *p = realloc(o->sold, cap * sizeof(*p));
+
+			if (!p)
+				return -ENOMEM;
+			o->sold = p;
+			o->capsold = cap;
+		}
+		row = &o->sold[o->nsold];
+		memset(row, 0, sizeof(*row));
+		row->event = strdup(event);
+		if (!row->event)
+			return -ENOMEM;
+		o->nsold++;
+	}
+	row->sold[pool] += sold;
+	return 0;
 }
 
-int orders_open(const char *state_dir, struct orders **out, char *err, size_t errlen)
+/* What orders_open's sold_check needs. */
+struct open_ctx {
+	struct orders *o;
+	const struct conf *conf;
+};
+
+/* The ledger's sold_check, before it writes anything: records the row and
+ * refuses a capacity now below what was sold. */
+static int check_sold(void *arg, const char *event, enum seller_pool pool, int64_t sold,
+		      char *err, size_t errlen)
 {
+	struct open_ctx *ctx = arg;
+	const struct conf_event *e = ctx->conf ? conf_find_event(ctx->conf, event) : NULL;
+
+	if (ctx->conf && !e) {
+		/* As a reload refuses to drop it: its capacity is unknown. */
+		snprintf(err, errlen, "event %s: the ledger holds %lld %s tickets sold for "
+			 "it, but the configuration has no such event; an event with "
+			 "sales cannot be dropped: put it back in \"events\"", event,
+			 (long long)sold, seller_pool_name(pool));
+		return -ENOENT;
+	}
+	if (e && sold > e->capacity[pool]) {
+		snprintf(err, errlen, "event %s: %lld %s tickets were sold but the capacity "
+			 "is now %lld; the ledger is left untouched (raise the capacity "
+			 "to at least what was sold)", event, (long long)sold,
+			 seller_pool_name(pool), (long long)e->capacity[pool]);
+		return -ERANGE;
+	}
+	if (add_sold(ctx->o, event, pool, sold) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int orders_open(const struct orders_options *opt, struct orders **out,
+		char *err, size_t errlen)
+{
+	struct open_ctx ctx = { .conf = opt->conf };
+	struct ledger_options lo = {
+		.state_dir = opt->state_dir,
+		.sync = opt->sync,
+		.idempotency_ttl_s = opt->idempotency_ttl_s,
+		.max_db_bytes = opt->max_db_bytes,
+		.readers = opt->readers,
+		.sold_check = check_sold,
+		.sold_arg = &ctx,
+	};
 	struct orders *o = NULL;
-	uint64_t epoch;
+	uint64_t old_epoch = 0;
 	int dfd = -1, rc;
 
-	rc = mkdirs(state_dir);
+	rc = mkdirs(opt->state_dir);
 	if (rc < 0) {
-		snprintf(err, errlen, "state_dir %s: cannot create it: %s", state_dir,
+		snprintf(err, errlen, "state_dir %s: cannot create it: %s", opt->state_dir,
 			 strerror(-rc));
 		return rc;
 	}
-	dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dfd = open(opt->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "state_dir %s: %s", state_dir, strerror(errno));
+		snprintf(err, errlen, "state_dir %s: %s", opt->state_dir, strerror(errno));
 		return rc;
 	}
-	rc = read_epoch(dfd, &epoch);
+	rc = read_old_epoch(dfd, &old_epoch);
 	if (rc < 0) {
-		snprintf(err, errlen, "state_dir %s: cannot read %s: %s", state_dir,
-			 ORDERS_EPOCH_FILE, rc == -EBADMSG ? "not a number" : strerror(-rc));
+		snprintf(err, errlen, "state_dir %s: cannot read the old %s file: %s",
+			 opt->state_dir, ORDERS_EPOCH_FILE,
+			 rc == -EBADMSG ? "not a number" : strerror(-rc));
 		goto fail;
 	}
-	if (epoch == UINT64_MAX) {
-		rc = -EOVERFLOW;
-		snprintf(err, errlen, "state_dir %s: boot epoch exhausted", state_dir);
-		goto fail;
-	}
-	epoch++;
-	rc = write_epoch(dfd, epoch);
-	if (rc < 0) {
-		snprintf(err, errlen, "state_dir %s: cannot write %s: %s", state_dir,
-			 ORDERS_EPOCH_FILE, strerror(-rc));
-		goto fail;
-	}
+	lo.min_epoch = old_epoch ? old_epoch + 1 : 0;
 	o = calloc(1, sizeof(*o));
 	if (!o) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	o->epoch = epoch;
-	pthread_mutex_init(&o->grow, NULL);
+	ctx.o = o;
+	rc = ledger_open(&lo, &o->ledger, err, errlen);
+	if (rc < 0)
+		goto fail;
+	o->epoch = ledger_epoch(o->ledger);
+	if (old_epoch) {
+		/* The ledger's epoch is durable now: the file has served. */
+		if (unlinkat(dfd, ORDERS_EPOCH_FILE, 0) < 0 || fsync(dfd) < 0)
+			log_warn("state_dir %s: cannot remove the old %s file: %s",
+				 opt->state_dir, ORDERS_EPOCH_FILE, strerror(errno));
+		log_notice("state_dir %s: boot epoch %" PRIu64 " carried over from the old "
+			   "%s file into the ledger (now %" PRIu64 ")", opt->state_dir,
+			   old_epoch, ORDERS_EPOCH_FILE, o->epoch);
+	}
 	close(dfd);
 	*out = o;
 	return 0;
 fail:
+	orders_close(o);
 	close(dfd);
 	return rc;
+}
+
+/* The value below which a fraction q of the histogram's counts lie: the
+ * upper bound of the bucket that holds that count. */
+static uint64_t hist_quantile(const uint64_t *h, double q)
+{
+	uint64_t total = 0, seen = 0, want;
+
+	for (unsigned i = 0; i < LEDGER_HIST_BUCKETS; i++)
+		total += h[i];
+	want = (uint64_t)(q * (double)total + 0.5);
+	if (want == 0)
+		want = 1;
+	for (unsigned i = 0; i < LEDGER_HIST_BUCKETS; i++) {
+		seen += h[i];
+		if (seen >= want)
+			return ledger_hist_bound(i);
+	}
+	return UINT64_MAX;
+}
+
+/* Logs the ledger's work: how many commits, how large, how long. */
+static void log_stats(const struct ledger_stats *s)
+{
+	struct ledger_stats st = *s;
+
+	if (!st.batches) {
+		log_info("ledger: nothing was committed");
+		return;
+	}
+	log_notice("ledger: %" PRIu64 " orders (%" PRIu64 " tickets), %" PRIu64 " refunds, "
+		   "%" PRIu64 " stored replies in %" PRIu64 " commits, %" PRIu64 " failed",
+		   st.orders, st.tickets, st.refunds, st.results, st.batches,
+		   st.failed_batches);
+	log_notice("ledger: requests per commit: mean %.1f, p50 < %" PRIu64 ", p99 < %"
+		   PRIu64 ", max %" PRIu64 "; commit time: mean %.0f us, p50 < %" PRIu64
+		   " us, p99 < %" PRIu64 " us, max %" PRIu64 " us",
+		   (double)st.requests / (double)st.batches,
+		   hist_quantile(st.batch_hist, 0.5), hist_quantile(st.batch_hist, 0.99),
+		   st.max_batch, (double)st.commit_ns_total / (double)st.batches / 1000.0,
+		   hist_quantile(st.commit_us_hist, 0.5),
+		   hist_quantile(st.commit_us_hist, 0.99), st.commit_ns_max / 1000);
 }
 
 void orders_close(struct orders *o)
 {
 	if (!o)
 		return;
-	for (size_t i = 0; i < DIR_PAGES; i++)
-		free(atomic_load_explicit(&o->pages[i], memory_order_relaxed));
-	pthread_mutex_destroy(&o->grow);
+	if (o->ledger) {
+		struct ledger_stats st;
+
+		/* Commits what is queued (its done()s run), then the figures. */
+		ledger_close_stats(o->ledger, &st);
+		o->ledger = NULL;
+		log_stats(&st);
+	}
+	for (size_t i = 0; i < o->nsold; i++)
+		free(o->sold[i].event);
+	free(o->sold);
 	free(o);
 }
 
@@ -175,90 +283,116 @@ uint64_t orders_epoch(const struct orders *o)
 	return o->epoch;
 }
 
-/* The page holding sequence seq, allocated on first use; NULL on ENOMEM. */
-static struct slot *page_for(struct orders *o, uint64_t seq, int create)
+int64_t orders_sold(void *arg, const char *event, enum seller_pool pool)
 {
-	uint64_t i = seq / PAGE_SLOTS;
-	struct slot *page;
+	const struct orders *o = arg;
 
-	if (i >= DIR_PAGES)
-		return NULL;
-	page = atomic_load_explicit(&o->pages[i], memory_order_acquire);
-	if (page || !create)
-		return page;
-	pthread_mutex_lock(&o->grow);
-	page = atomic_load_explicit(&o->pages[i], memory_order_relaxed);
-	if (!page) {
-		page = calloc(PAGE_SLOTS, sizeof(*page));
-		if (page)
-			atomic_store_explicit(&o->pages[i], page, memory_order_release);
-	}
-	pthread_mutex_unlock(&o->grow);
-	return page;
+	for (size_t i = 0; i < o->nsold; i++)
+		if (strcmp(o->sold[i].event, event) == 0)
+			return o->sold[i].sold[pool];
+	return 0;
+}
+
+void orders_next_id(struct orders *o, char *buf, size_t len)
+{
+	uint64_t seq = atomic_fetch_add_explicit(&o->next_seq, 1, memory_order_relaxed) + 1;
+
+	snprintf(buf, len, "%" PRIu64 "-%" PRIu64, o->epoch, seq);
+}
+
+/* The ledger's done(): the caller's, on the ledger thread. */
+static void ledger_done(struct ledger_req *r, int result)
+{
+	struct orders_commit *c = commit_of_req(r);
+
+	c->done(c, result);
+}
+
+/* Queues c->req; if the ledger refuses it, answers at once. */
+static void submit(struct orders *o, struct orders_commit *c)
+{
+	int rc;
+
+	c->req.done = ledger_done;
+	rc = ledger_submit(o->ledger, &c->req);
+	if (rc < 0)
+		c->done(c, rc);
 }
 
 void orders_commit(struct orders *o, struct orders_commit *c)
 {
-	uint64_t seq = atomic_fetch_add_explicit(&o->next_seq, 1, memory_order_relaxed) + 1;
-	struct slot *page = page_for(o, seq, 1);
-	struct timespec ts;
-	struct slot *s;
+	struct ledger_req *r = &c->req;
 
-	if (!page) {
-		c->done(c, seq / PAGE_SLOTS >= DIR_PAGES ? -ENOSPC : -ENOMEM);
-		return;
+	memset(r, 0, sizeof(*r));
+	r->op = LEDGER_OP_ORDER;
+	r->order.id = c->order.id;
+	r->order.event = c->order.event;
+	r->order.tier = c->order.tier;
+	r->order.pool = c->order.pool;
+	r->order.quantity = c->order.quantity;
+	r->order.buyer = c->order.buyer;
+	r->order.tickets = NULL; /* "<id>-<n>" */
+	r->idem = c->idem;
+	submit(o, c);
+}
+
+void orders_remember(struct orders *o, struct orders_commit *c)
+{
+	struct ledger_req *r = &c->req;
+
+	memset(r, 0, sizeof(*r));
+	r->op = LEDGER_OP_RESULT;
+	r->idem = c->idem;
+	submit(o, c);
+}
+
+void orders_refund(struct orders *o, struct orders_commit *c, const char *id)
+{
+	struct ledger_req *r = &c->req;
+
+	memset(r, 0, sizeof(*r));
+	r->op = LEDGER_OP_REFUND;
+	r->refund_id = id;
+	submit(o, c);
+}
+
+int orders_find(struct orders *o, const char *id, struct ledger_order **out)
+{
+	return ledger_get_order(o->ledger, id, out);
+}
+
+int orders_idem_lookup(struct orders *o, const char *key, struct ledger_idem **out)
+{
+	return ledger_idem_lookup(o->ledger, key, out);
+}
+
+void orders_stats(struct orders *o, struct ledger_stats *out)
+{
+	ledger_stats(o->ledger, out);
+}
+
+int orders_audit(const struct conf *c, FILE *out, FILE *errf)
+{
+	struct ledger_capacity *caps = calloc(c->nevents, sizeof(*caps));
+	struct ledger_audit_report rep;
+	char err[512];
+	int rc;
+
+	if (!caps) {
+		fprintf(errf, "ticketd: --audit: out of memory\n");
+		return 1;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	c->order.created_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	snprintf(c->order.id, sizeof(c->order.id), "%" PRIu64 "-%" PRIu64, o->epoch, seq);
-	s = &page[seq % PAGE_SLOTS];
-	s->order = c->order;
-	atomic_store_explicit(&s->ready, 1, memory_order_release);
-	c->done(c, 0);
-}
-
-/* Parses a decimal u64 from s[0..len); 0 or -EINVAL. */
-static int parse_u64(const char *s, size_t len, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(s[i] - '0');
+	for (size_t i = 0; i < c->nevents; i++) {
+		caps[i].event = c->events[i].id;
+		for (int p = 0; p < SELLER_NPOOLS; p++)
+			caps[i].capacity[p] = c->events[i].capacity[p];
 	}
-	*out = v;
-	return 0;
-}
-
-int orders_find(struct orders *o, const char *id, size_t len, struct order *out)
-{
-	const char *dash = memchr(id, '-', len);
-	uint64_t epoch, seq;
-	struct slot *page, *s;
-
-	if (!dash || parse_u64(id, (size_t)(dash - id), &epoch) < 0 ||
-	    parse_u64(dash + 1, len - (size_t)(dash - id) - 1, &seq) < 0)
-		return -ENOENT;
-	if (epoch != o->epoch || seq == 0)
-		return -ENOENT;
-	page = page_for(o, seq, 0);
-	if (!page)
-		return -ENOENT;
-	s = &page[seq % PAGE_SLOTS];
-	if (!atomic_load_explicit(&s->ready, memory_order_acquire))
-		return -ENOENT;
-	*out = s->order;
-	return 0;
-}
-
-int orders_ticket_code(const char *order_id, unsigned n, char *buf, size_t len)
-{
-	int w = snprintf(buf, len, "%s-%u", order_id, n);
-
-	if (w < 0 || (size_t)w >= len)
-		return -ENAMETOOLONG;
-	return w;
+	rc = ledger_audit(c->state_dir, caps, c->nevents, out, &rep, err, sizeof(err));
+	free(caps);
+	fflush(out);
+	if (rc < 0) {
+		fprintf(errf, "ticketd: --audit: %s\n", err);
+		return 1;
+	}
+	return rc == 0 ? 0 : 1;
 }

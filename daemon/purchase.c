@@ -1,14 +1,22 @@
 /*
  * purchase.c: the purchase path outside the event loops. The core's reserve
- * and release are the only calls that take an inventory lock; the payment
- * wait and the commit run after it, with nothing held. Results go back to
- * the owning loop through http_job_done(); nothing here touches evhttp.
+ * and release are the only calls that take an inventory lock; the ledger
+ * reads, the payment wait and the commit run after it, with nothing held.
+ * A purchase is confirmed only in the ledger's done (its batch is durable);
+ * a failed commit releases the tickets and answers 503. With an
+ * Idempotency-Key the first request of a key holds it in the in-flight set
+ * (idem.c) until its reply is final, and its reply is stored with the order
+ * (or, when it sold nothing, on its own) so a retry gets it back. Results go
+ * back to the owning loop through http_job_done(); nothing here touches
+ * evhttp.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -24,44 +32,106 @@ static void release(struct job *j)
 			j->in.quantity, seller_pool_name(j->from), strerror(-rc));
 }
 
-static void finish(struct job *j, enum job_result result, int error)
+void purchase_done(struct job *j, enum job_result result, int error)
 {
+	idem_end(j->env->idem, j);
 	j->result = result;
 	j->error = error;
 	j->state = JOB_DONE;
 	http_job_done(j);
 }
 
-/* orders_commit's answer, on any thread. */
+/* The ledger stored (or failed to store) a reply that sold nothing; the
+ * reply is the same either way. Ledger thread. */
+static void remembered(struct orders_commit *c, int status)
+{
+	struct job *j = job_of_commit(c);
+
+	if (status < 0 && status != -EEXIST)
+		log_debug("Idempotency-Key %s: reply %d not stored: %s", j->idem_key,
+			  j->reply.status, strerror(-status));
+	purchase_done(j, j->result, 0);
+}
+
+/* Stores j->reply (a purchase that sold nothing: result says which) under
+ * j's key, then replies with it. */
+static void remember(struct job *j, enum job_result result)
+{
+	struct orders_commit *c = &j->commit;
+
+	j->result = result;
+	if (!j->reply.body) {
+		purchase_done(j, JOB_FAILED, -ENOMEM); /* not stored */
+		return;
+	}
+	c->idem.key = j->idem_key;
+	memcpy(c->idem.req_hash, j->idem_hash, sizeof(c->idem.req_hash));
+	c->idem.status = j->reply.status;
+	c->idem.body = j->reply.body;
+	c->done = remembered;
+	orders_remember(j->env->orders, c);
+}
+
+/* orders_commit's answer, on the ledger thread: the batch is durable, or
+ * it failed and nothing of it was stored. */
 static void committed(struct orders_commit *c, int status)
 {
 	struct job *j = job_of_commit(c);
 
 	if (status < 0) {
 		release(j);
-		finish(j, JOB_UNAVAILABLE, status);
+		answer_clear(&j->reply);
+		if (status == -EEXIST)
+			log_err("order %s: its id, a ticket code or its Idempotency-Key is "
+				"already in the ledger", c->order.id);
+		purchase_done(j, JOB_UNAVAILABLE, status);
 		return;
 	}
-	finish(j, JOB_CREATED, 0);
+	purchase_done(j, JOB_CREATED, 0); /* keyed: j->reply holds the 201 */
 }
 
 void purchase_settle(struct job *j)
 {
-	struct order *o = &j->commit.order;
+	struct orders_commit *c = &j->commit;
+	struct order *o = &c->order;
 
 	metrics_payment(j->times.paying);
 	if (payment_declined(&j->plan)) {
 		release(j);
-		finish(j, JOB_DECLINED, 0);
+		if (!j->idem_key[0]) {
+			purchase_done(j, JOB_DECLINED, 0);
+			return;
+		}
+		answer_error(&j->reply, 402, "payment_declined",
+			     "the payment was declined; no tickets were sold");
+		remember(j, JOB_DECLINED);
 		return;
 	}
+	orders_next_id(j->env->orders, o->id, sizeof(o->id));
 	memcpy(o->event, j->ev->id, j->ev->id_len + 1);
 	o->tier = j->in.tier;
 	o->pool = j->from;
 	o->quantity = j->in.quantity;
 	memcpy(o->buyer, j->in.buyer, j->in.buyer_len + 1);
-	j->commit.done = committed;
-	orders_commit(j->env->orders, &j->commit);
+	memset(&c->idem, 0, sizeof(c->idem));
+	if (j->idem_key[0]) {
+		/* The 201 a retry gets back commits with the order. */
+		char *body = answer_order_json(o->id, o->event, seller_pool_name(o->pool),
+					       o->quantity, o->buyer);
+
+		if (!body) {
+			release(j);
+			purchase_done(j, JOB_UNAVAILABLE, -ENOMEM);
+			return;
+		}
+		answer_take(&j->reply, 201, body, ANSWER_LOCATION, o->id);
+		c->idem.key = j->idem_key;
+		memcpy(c->idem.req_hash, j->idem_hash, sizeof(c->idem.req_hash));
+		c->idem.status = 201;
+		c->idem.body = body;
+	}
+	c->done = committed;
+	orders_commit(j->env->orders, c);
 }
 
 /* The largest quantity a buyer of tier could get right now. */
@@ -77,39 +147,98 @@ static int64_t buyable(struct seller *s, enum seller_pool tier)
 	return n;
 }
 
+/* GET /v1/orders/{id}: the order as the ledger has it. */
 static void order_lookup(struct job *j)
 {
-	int rc = orders_find(j->env->orders, j->order_id, strlen(j->order_id),
-			     &j->commit.order);
+	struct ledger_order *o = NULL;
+	int rc = orders_find(j->env->orders, j->order_id, &o);
 
-	if (rc == 0)
-		finish(j, JOB_FOUND, 0);
-	else if (rc == -ENOENT)
-		finish(j, JOB_NOT_FOUND, 0);
-	else
-		finish(j, JOB_FAILED, rc);
+	if (rc == -ENOENT) {
+		purchase_done(j, JOB_NOT_FOUND, 0);
+		return;
+	}
+	if (rc < 0) {
+		answer_error(&j->reply, 503, "unavailable", "the ledger cannot be read (%s)",
+			     strerror(-rc));
+		purchase_done(j, JOB_REPLY, 0);
+		return;
+	}
+	rc = answer_order(&j->reply, 200, o, -1);
+	free(o);
+	purchase_done(j, rc < 0 ? JOB_FAILED : JOB_REPLY, rc);
 }
 
-void purchase_work(struct pool_task *t, void *arg)
+/* The Idempotency-Key's checks before anything is sold. Returns 1 if the
+ * job was answered (in flight, replay, 422, ledger error), 0 to go on
+ * holding the key. */
+static int idempotent(struct job *j)
 {
-	struct job *j = job_of_task(t);
+	struct ledger_idem *rec = NULL;
+	unsigned flags;
+	char *body;
+	int rc;
+
+	idem_digest(j->ev, &j->in, j->idem_hash);
+	if (idem_begin(j->env->idem, j) < 0) {
+		answer_error(&j->reply, 409, "in_progress", "a request with this "
+			     "Idempotency-Key is still in progress; retry later");
+		purchase_done(j, JOB_REPLY, 0);
+		return 1;
+	}
+	rc = orders_idem_lookup(j->env->orders, j->idem_key, &rec);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0) {
+		answer_error(&j->reply, 503, "unavailable", "the ledger cannot be read (%s)",
+			     strerror(-rc));
+	} else if (memcmp(rec->req_hash, j->idem_hash, sizeof(j->idem_hash)) != 0) {
+		answer_error(&j->reply, 422, "idempotency_key_reused", "this "
+			     "Idempotency-Key was used for a different purchase");
+	} else {
+		body = rec->body ? strdup(rec->body) : NULL;
+		flags = ANSWER_REPLAYED | (rec->order_id ? ANSWER_LOCATION : 0);
+		if (body)
+			answer_take(&j->reply, rec->status, body, flags, rec->order_id);
+		else
+			answer_error(&j->reply, 500, "internal_error",
+				     "the stored reply of this Idempotency-Key is lost");
+	}
+	free(rec);
+	purchase_done(j, JOB_REPLY, 0);
+	return 1;
+}
+
+/* Everything a job does off the loop, on whatever thread runs it. */
+static void run(struct job *j)
+{
 	uint64_t now = metrics_queue_wait(j->times.queued);
 	int rc;
 
-	(void)arg;
 	if (j->kind == JOB_ORDER) {
 		order_lookup(j);
 		return;
 	}
+	if (j->kind == JOB_REFUND) {
+		admin_refund_work(j);
+		return;
+	}
+	if (j->idem_key[0] && idempotent(j))
+		return;
 	rc = seller_reserve(j->ev->seller, j->in.tier, j->in.quantity, &j->from);
 	j->times.paying = metrics_reserve(j->ev->core, now);
 	if (rc == SELLER_SOLD_OUT) {
 		j->available = buyable(j->ev->seller, j->in.tier);
-		finish(j, JOB_SOLD_OUT, 0);
+		if (!j->idem_key[0]) {
+			purchase_done(j, JOB_SOLD_OUT, 0);
+			return;
+		}
+		answer_sold_out(&j->reply, j->in.tier == SELLER_VIP ? "vip or general"
+			       : "general", j->in.quantity, (long long)j->available);
+		remember(j, JOB_SOLD_OUT);
 		return;
 	}
 	if (rc < 0) {
-		finish(j, JOB_FAILED, rc);
+		purchase_done(j, JOB_FAILED, rc);
 		return;
 	}
 	payment_plan(j->env->payment, &j->plan);
@@ -120,8 +249,46 @@ void purchase_work(struct pool_task *t, void *arg)
 		payment_sleep(&j->plan);
 		purchase_settle(j);
 	} else {
-		/* The loop arms a timer and calls purchase_settle when it fires. */
+		/* The loop arms a timer and calls purchase_settle when it fires.
+		 * The key (if any) stays held: the purchase is in flight. */
 		j->state = JOB_PAYING;
 		http_job_done(j);
 	}
+}
+
+/* True if j reads the ledger (the disk) before it can go on. */
+static int reads_ledger(const struct job *j)
+{
+	return j->kind != JOB_PURCHASE || j->idem_key[0];
+}
+
+void purchase_work(struct pool_task *t, void *arg)
+{
+	struct job *j = job_of_task(t);
+	int rc;
+
+	(void)arg;
+	/* "workers": 0 runs this on the event loop itself: what reads the
+	 * ledger goes to the small reads pool instead, so no loop waits for
+	 * the disk. */
+	if (j->env->reads && reads_ledger(j)) {
+		rc = pool_submit(j->env->reads, &j->task, POOL_NORMAL);
+		if (rc < 0) {
+			if (rc == -EAGAIN)
+				answer_error(&j->reply, 503, "overloaded",
+					     "the server is busy; retry shortly");
+			else
+				answer_error(&j->reply, 503, "shutting_down",
+					     "the server is shutting down");
+			purchase_done(j, JOB_REPLY, 0);
+		}
+		return;
+	}
+	run(j);
+}
+
+void purchase_read_work(struct pool_task *t, void *arg)
+{
+	(void)arg;
+	run(job_of_task(t));
 }

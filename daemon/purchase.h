@@ -1,20 +1,29 @@
 /*
  * purchase.h: what happens to a job away from its event loop. purchase_work
- * runs on a worker: reserve through the event's core (the only critical
- * section), then the payment, then the commit; purchase_settle finishes the
- * payment, on the worker or, in async mode, on the loop when its timer
- * fires. Every path ends in http_job_done(), which hands the job back to
- * its loop; a reservation is released on every path that does not confirm.
+ * runs on a worker: an order lookup, a refund (admin.c), or a purchase:
+ * the Idempotency-Key check, the reservation through the event's core (the
+ * only critical section), then the payment, then the commit to the ledger;
+ * purchase_settle finishes the payment, on the worker or, in async mode, on
+ * the loop when its timer fires. Every path ends in purchase_done(), which
+ * hands the job back to its loop; a reservation is released on every path
+ * that does not confirm.
  */
 #ifndef TICKETD_PURCHASE_H
 #define TICKETD_PURCHASE_H
 
 #include "job.h"
 
-/* The pool's task function (arg: unused). */
+/* The pool's task function (arg: unused). With "workers": 0 the loops
+ * call it themselves; it then hands whatever reads the ledger (GET order,
+ * refund, a purchase with an Idempotency-Key) to env->reads. */
 void purchase_work(struct pool_task *t, void *arg);
+/* The reads pool's task function: the same work, never handed on. */
+void purchase_read_work(struct pool_task *t, void *arg);
 /* Decides the payment of a reserved job and confirms or releases it. The
  * caller must not touch j afterwards. */
 void purchase_settle(struct job *j);
+/* Ends a job off the loop (any thread): sets its result, lets go of its
+ * Idempotency-Key, and hands it back to its loop. */
+void purchase_done(struct job *j, enum job_result result, int error);
 
 #endif /* TICKETD_PURCHASE_H */

@@ -80,6 +80,7 @@ static enum request_route_kind route(struct request_route *out,
 	out->kind = kind;
 	switch (kind) {
 	case ROUTE_PURCHASE:
+	case ROUTE_REFUND:
 		out->allowed = REQ_POST;
 		out->allow = "POST";
 		break;
@@ -120,8 +121,12 @@ enum request_route_kind request_route(const char *path, size_t len,
 		return route(out, ROUTE_NOT_FOUND);
 	}
 	if (eat(path, len, &pos, "/v1/orders/")) {
-		if (take_id(path, len, &pos, out) && pos == len)
+		if (!take_id(path, len, &pos, out))
+			return route(out, ROUTE_NOT_FOUND);
+		if (pos == len)
 			return route(out, ROUTE_ORDER);
+		if (eat(path, len, &pos, "/refund") && pos == len)
+			return route(out, ROUTE_REFUND);
 		return route(out, ROUTE_NOT_FOUND);
 	}
 	return route(out, ROUTE_NOT_FOUND);

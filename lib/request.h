@@ -39,6 +39,7 @@ enum request_route_kind {
 	ROUTE_PURCHASE,    /* /v1/events/{id}/purchase */
 	ROUTE_ORDER,       /* /v1/orders/{id} */
 	ROUTE_METRICS,     /* /metrics (Prometheus) */
+	ROUTE_REFUND,      /* /v1/orders/{id}/refund (operator) */
 };
 
 struct request_route {

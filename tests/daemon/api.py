@@ -58,7 +58,9 @@ tap.ok(r.status == 404 and is_error_body(r, "event_not_found"), "unknown event: 
 r = req("POST", "/v1/events/concert/purchase", {"buyer": "alice"})
 tap.eq(r.status, 201, "purchase with defaults: 201")
 o = r.json
-tap.eq(sorted(o), ["buyer", "event", "order", "quantity", "tickets", "tier"], "ORDER fields")
+tap.eq(sorted(o), ["buyer", "event", "order", "quantity", "state", "tickets", "tier"],
+       "ORDER fields")
+tap.eq(o["state"], "confirmed", "a new order is confirmed")
 tap.eq((o["event"], o["tier"], o["quantity"], o["buyer"], len(o["tickets"])),
        ("concert", "general", 1, "alice", 1), "quantity defaults to 1, tier to general")
 tap.eq(r.headers.get("location"), "/v1/orders/" + o["order"], "Location names the order")
@@ -262,6 +264,9 @@ d.start()
 ids2 = [d.purchase("concert", buyer="r").json["order"] for _ in range(3)]
 tap.ok(not set(ids1) & set(ids2), "order ids after a restart are new (%s, %s)" % (ids1, ids2))
 tap.ok(ids1[0].split("-")[0] != ids2[0].split("-")[0], "the boot epoch moved on")
+r = d.get("/v1/orders/" + ids1[0])
+tap.eq((r.status, r.json and r.json["order"]), (200, ids1[0]),
+       "an order from before the restart is found (the ledger)")
 d.finish("restart daemon")
 
 sys.exit(tap.done())

@@ -172,8 +172,8 @@ d.cleanup()
 # ---- the state dir is created, and a taken port is an error ------------------------------------
 d = Daemon(base_config(state_dir=os.path.join(tmp, "new", "deep", "state")))
 d.start()
-tap.ok(os.path.isfile(os.path.join(tmp, "new", "deep", "state", "epoch")),
-       "a missing state_dir is created, with the boot epoch in it")
+tap.ok(os.path.isfile(os.path.join(tmp, "new", "deep", "state", "ledger.db")),
+       "a missing state_dir is created, with the ledger in it")
 d.finish("state dir daemon")
 
 taken = socket.socket()

@@ -1,0 +1,244 @@
+/*
+ * admin.c: the operator token and the refund route (see admin.h). The
+ * token's digest is written once at start-up and read-only after, so any
+ * loop may check a header against it without a lock. A refund crosses
+ * threads like a purchase: loop (auth) -> worker (read, build the reply,
+ * submit) -> ledger thread (durable; tickets back to stock) -> loop (reply).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "answer.h"
+#include "catalog.h"
+#include "job.h"
+#include "ledger.h"
+#include "log.h"
+#include "metrics.h"
+#include "purchase.h"
+
+struct admin {
+	int enabled;                              /* a token is configured */
+	unsigned char digest[LEDGER_HASH_LEN];    /* SHA-256 of the token */
+};
+
+/* Reads the token file at path into buf (NUL-terminated, trailing
+ * whitespace stripped). Returns its length (0: blank), or -errno. */
+static ssize_t read_token(const char *path, char *buf, size_t len)
+{
+	struct stat st;
+	ssize_t n = 0, r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	while ((size_t)n < len) {
+		r = read(fd, buf + n, len - (size_t)n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += r;
+	}
+	if ((size_t)n == len) {
+		rc = -EFBIG;
+		goto out;
+	}
+	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\r' ||
+			 buf[n - 1] == '\n'))
+		n--;
+	buf[n] = '\0';
+out:
+	close(fd);
+	return rc < 0 ? rc : n;
+}
+
+int admin_open(const struct conf *c, struct admin **out, char *err, size_t errlen)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char path[4200], tok[ADMIN_TOKEN_MAX + 2];
+	struct admin *a = calloc(1, sizeof(*a));
+	ssize_t n;
+	int rc = 0;
+
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (c->admin_token_file)
+		snprintf(path, sizeof(path), "%s", c->admin_token_file);
+	else if (creds && *creds)
+		snprintf(path, sizeof(path), "%s/%s", creds, ADMIN_TOKEN_FILE);
+	else
+		path[0] = '\0';
+	if (!path[0]) {
+		log_notice("operator routes are off: no admin_token_file and no "
+			   "$CREDENTIALS_DIRECTORY/%s", ADMIN_TOKEN_FILE);
+		goto done;
+	}
+	n = read_token(path, tok, sizeof(tok) - 1);
+	if (n == -ENOENT && !c->admin_token_file) {
+		log_notice("operator routes are off: no %s", path);
+		goto done;
+	}
+	if (n < 0) {
+		rc = (int)n;
+		snprintf(err, errlen, "admin token %s: %s", path, n == -EFBIG ?
+			 "longer than 4096 bytes" : n == -EINVAL ? "not a regular file" :
+			 strerror((int)-n));
+		goto fail;
+	}
+	for (ssize_t i = 0; i < n; i++)
+		if ((unsigned char)tok[i] < 0x21 || (unsigned char)tok[i] > 0x7e) {
+			rc = -EINVAL;
+			snprintf(err, errlen, "admin token %s: may hold only visible ASCII "
+				 "characters (byte %zd is not)", path, i + 1);
+			goto fail;
+		}
+	if (n == 0) {
+		log_warn("operator routes are off: the admin token file %s is blank", path);
+		goto done;
+	}
+	ledger_hash(tok, (size_t)n, a->digest);
+	a->enabled = 1;
+	log_info("operator routes on, token from %s", path);
+done:
+	explicit_bzero(tok, sizeof(tok));
+	*out = a;
+	return 0;
+fail:
+	explicit_bzero(tok, sizeof(tok));
+	free(a);
+	return rc;
+}
+
+void admin_close(struct admin *a)
+{
+	if (a)
+		explicit_bzero(a, sizeof(*a));
+	free(a);
+}
+
+/* Fills err with status and code; returns -EACCES. */
+static int refuse(struct request_error *err, int status, const char *code, const char *msg)
+{
+	err->status = status;
+	err->code = code;
+	snprintf(err->message, sizeof(err->message), "%s", msg);
+	return -EACCES;
+}
+
+int admin_authorize(const struct admin *a, const char *authorization,
+		    struct request_error *err)
+{
+	unsigned char d[LEDGER_HASH_LEN], diff = 0;
+	const char *tok;
+
+	if (!a || !a->enabled)
+		return refuse(err, 403, "admin_disabled", "operator routes are off: no "
+			      "admin token is configured (admin_token_file, or the "
+			      "admin-token credential)");
+	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return refuse(err, 401, "unauthorized",
+			      "this route needs Authorization: Bearer <admin token>");
+	tok = authorization + 7;
+	while (*tok == ' ')
+		tok++;
+	/* Digests have a fixed length: the compare takes the same time
+	 * whatever the token sent, and whatever its length. */
+	ledger_hash(tok, strlen(tok), d);
+	for (size_t i = 0; i < sizeof(d); i++)
+		diff |= (unsigned char)(d[i] ^ a->digest[i]);
+	if (diff)
+		return refuse(err, 401, "unauthorized", "wrong admin token");
+	return 0;
+}
+
+/* The refund's done, on the ledger thread: durable now, so the tickets go
+ * back to stock, then the reply (built before) goes to the loop. */
+static void refunded(struct orders_commit *c, int status)
+{
+	struct job *j = job_of_commit(c);
+	const struct ledger_req *r = &c->req;
+	struct catalog_event *ev;
+	int rc;
+
+	if (status == 0) {
+		ev = catalog_find(j->env->catalog, r->refunded.event, strlen(r->refunded.event));
+		rc = ev ? seller_release(ev->seller, r->refunded.pool, r->refunded.quantity)
+			: -ENOENT;
+		if (rc < 0)
+			log_err("refund of order %s: %u %s tickets of %s could not go back on "
+				"sale: %s", j->order_id, r->refunded.quantity,
+				seller_pool_name(r->refunded.pool), r->refunded.event,
+				strerror(-rc));
+		else
+			log_notice("order %s refunded: %u %s tickets of %s back on sale",
+				   j->order_id, r->refunded.quantity,
+				   seller_pool_name(r->refunded.pool), r->refunded.event);
+		if (ev)
+			metrics_refund(ev, r->refunded.pool, r->refunded.quantity);
+		purchase_done(j, JOB_REPLY, 0);
+		return;
+	}
+	answer_clear(&j->reply);
+	if (status == -ENOENT) {
+		purchase_done(j, JOB_NOT_FOUND, 0);
+		return;
+	}
+	if (status == -EALREADY)
+		answer_error(&j->reply, 409, "already_refunded",
+			     "order %s was refunded before", j->order_id);
+	else
+		answer_error(&j->reply, 503, "unavailable", "the refund could not be "
+			     "recorded (%s); nothing changed", strerror(-status));
+	purchase_done(j, JOB_REPLY, 0);
+}
+
+void admin_refund_work(struct job *j)
+{
+	struct ledger_order *o = NULL;
+	int rc = orders_find(j->env->orders, j->order_id, &o);
+
+	if (rc == -ENOENT) {
+		purchase_done(j, JOB_NOT_FOUND, 0);
+		return;
+	}
+	if (rc < 0) {
+		answer_error(&j->reply, 503, "unavailable", "the ledger cannot be read (%s)",
+			     strerror(-rc));
+		purchase_done(j, JOB_REPLY, 0);
+		return;
+	}
+	if (o->state == LEDGER_REFUNDED) {
+		free(o);
+		answer_error(&j->reply, 409, "already_refunded",
+			     "order %s was refunded before", j->order_id);
+		purchase_done(j, JOB_REPLY, 0);
+		return;
+	}
+	/* The reply is the order as it will be once the refund is durable. */
+	rc = answer_order(&j->reply, 200, o, LEDGER_REFUNDED);
+	free(o);
+	if (rc < 0) {
+		purchase_done(j, JOB_FAILED, rc);
+		return;
+	}
+	j->commit.done = refunded;
+	orders_refund(j->env->orders, &j->commit, j->order_id);
+}

@@ -1,0 +1,45 @@
+/*
+ * admin.h: the operator's routes and their token. At start-up admin_open
+ * reads the token from the file named by admin_token_file, or from
+ * systemd's $CREDENTIALS_DIRECTORY/admin-token, and keeps only its SHA-256
+ * digest. Every operator request must carry "Authorization: Bearer
+ * <token>"; the check (on the loop, no I/O) compares digests in constant
+ * time. With no token configured the operator routes answer 403: there is
+ * no unauthenticated fallback.
+ *
+ * The refund itself runs on a worker (admin_refund_work): it reads the
+ * order, asks the ledger to mark it refunded, and in the ledger's done
+ * (after the refund is durable) gives the tickets back to the event's
+ * seller and hands the job back to its loop with the reply built.
+ */
+#ifndef TICKETD_ADMIN_H
+#define TICKETD_ADMIN_H
+
+#include <stddef.h>
+
+#include "conf.h"
+#include "request.h"
+
+#define ADMIN_TOKEN_FILE "admin-token"   /* name inside $CREDENTIALS_DIRECTORY */
+#define ADMIN_TOKEN_MAX 4096             /* bytes */
+
+struct admin;
+struct job;
+
+/* Loads the token (trailing whitespace stripped; a blank file means no
+ * token). A configured admin_token_file that can't be read, or a token
+ * that holds anything but visible ASCII, is an error: -errno with err.
+ * With no file configured and no credential, operator routes are off. */
+int admin_open(const struct conf *c, struct admin **out, char *err, size_t errlen);
+void admin_close(struct admin *a);
+
+/* Checks an Authorization header value (NULL if absent): 0 if it carries
+ * the token; else -EACCES with err filled: 401 (missing or wrong token) or
+ * 403 (no token configured). */
+int admin_authorize(const struct admin *a, const char *authorization,
+		    struct request_error *err);
+
+/* POST /v1/orders/{id}/refund on a worker (j->order_id). */
+void admin_refund_work(struct job *j);
+
+#endif /* TICKETD_ADMIN_H */
