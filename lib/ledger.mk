@@ -43,3 +43,12 @@ tests_bench_bench_ledger_CFLAGS = $(LEDGER_TEST_CFLAGS)
 tests_bench_bench_ledger_LDADD = $(LEDGER_TEST_LDADD)
 
 dist_doc_DATA += docs/ledger.md
+
+# The ledger inside the real daemon (tests/daemon/, Python over HTTP): a
+# SIGKILL in the middle of sales (also a stress test: CI reruns it under
+# TSan), Idempotency-Key, refunds and the operator token, and failures.
+ledger_daemon_tests = tests/daemon/ledger_crash.py tests/daemon/ledger_idempotency.py \
+	tests/daemon/ledger_refunds.py tests/daemon/ledger_failures.py
+TESTS += $(ledger_daemon_tests)
+STRESS_TESTS += tests/daemon/ledger_crash.py
+EXTRA_DIST += $(ledger_daemon_tests)

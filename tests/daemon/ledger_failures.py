@@ -1,0 +1,241 @@
+"""ledger_failures.py: the ledger when things go wrong, with real failures.
+An old ticketd's epoch file is carried into the ledger (ids never repeat).
+Start-up refusals, each a clear error (exit 1, before listening) that
+leaves ledger.db byte for byte as it was:
+  - a state dir the daemon cannot write, and a read-only ledger.db (run as
+    uid 65534 when the test runs as root, since root ignores file modes);
+  - a ledger.db that is not a database, and one with a smashed page;
+  - a capacity lowered below what was sold, and an event with sales dropped
+    from the config; put back, the daemon starts with every order intact.
+At run time:
+  - the ledger reaches ledger.max_db_bytes (SQLite really runs out of
+    pages): purchases get 503 unavailable with Retry-After, their tickets go
+    back to stock (sold == the 201s), the error is logged; once expired
+    idempotency keys are purged (idempotency_ttl_s 2) purchases work again;
+  - another process holds the database's write lock (a sqlite3 shell in a
+    write transaction) for longer than the 5 s busy timeout: 503, reads
+    still work, and the next purchase after it lets go is a 201.
+"""
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+import tap
+from ticketd_test import SCALE, TICKETD, Daemon, base_config, is_error_body, run_ticketd, \
+    watchdog
+
+watchdog(200)
+tmp = tempfile.mkdtemp(prefix="ledger-fail-")
+os.chmod(tmp, 0o755)    # uid 65534 must reach the configs
+ROOT = os.geteuid() == 0
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def drop_privileges():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+def start_refused(conf, as_nobody=False):
+    """Runs ticketd on conf (a dict); returns (exit status, stderr). It must
+    not get as far as listening."""
+    path = os.path.join(tmp, "conf-%d.json" % time.monotonic_ns())
+    with open(path, "w") as f:
+        json.dump(conf, f)
+    os.chmod(path, 0o644)
+    try:
+        p = subprocess.run([TICKETD, "-c", path], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=20 * SCALE,
+                           preexec_fn=drop_privileges if as_nobody else None)
+    except subprocess.TimeoutExpired:
+        return None, "timed out: it started"
+    return p.returncode, p.stderr.decode("utf-8", "replace")
+
+
+def make_ledger(name, buys=3):
+    """A real ledger with a few orders; returns (config, state dir, orders)."""
+    d = Daemon(base_config(state_dir=os.path.join(tmp, name)), name=name).start()
+    orders = [d.purchase("concert", buyer="b%d" % i, quantity=2).json for i in range(buys)]
+    tap.eq(d.stop(), 0, "%s: a ledger with %d orders" % (name, buys))
+    conf = d.config
+    d.cleanup()   # removes its temp dir, not the state dir (under tmp)
+    return conf, conf["state_dir"], orders
+
+
+def refused(name, conf, want, as_nobody=False):
+    db = os.path.join(conf["state_dir"], "ledger.db")
+    before = digest(db) if os.path.exists(db) else None
+    rc, err = start_refused(conf, as_nobody)
+    ok = rc == 1 and want in err and "listening" not in err
+    tap.ok(ok, "%s: exit 1 before listening, saying \"%s\"" % (name, want))
+    if not ok:
+        tap.diag("exit %s: %s" % (rc, err[-1500:]))
+    if before is not None:
+        tap.eq(digest(db), before, "%s: ledger.db is byte for byte as it was" % name)
+    return err
+
+
+# ---- the epoch file of a ticketd from before the ledger ------------------------------------
+state = os.path.join(tmp, "migrate")
+os.makedirs(state)
+with open(os.path.join(state, "epoch"), "w") as f:
+    f.write("41\n")
+d = Daemon(base_config(state_dir=state)).start()
+oid = d.purchase("concert", buyer="m").json["order"]
+tap.eq(oid.split("-")[0], "42", "an old epoch file (41) carries over: the first ids are 42-n")
+tap.ok(not os.path.exists(os.path.join(state, "epoch")), "and the old file is gone")
+tap.ok("carried over" in d.log(), "the log says so")
+tap.eq(d.stop(), 0, "stop")
+d.start()
+tap.eq(d.purchase("concert", buyer="m").json["order"].split("-")[0], "43",
+       "the next start is epoch 43")
+d.finish("migrated daemon")
+
+# ---- a state dir ticketd cannot write -----------------------------------------------------
+conf, state, orders = make_ledger("perm")
+db = os.path.join(state, "ledger.db")
+if ROOT:
+    # uid 65534 may enter the dir but not write it.
+    os.chmod(state, 0o755)
+    refused("unwritable state dir", conf, "is not writable", as_nobody=True)
+    # Now the dir and the lock are writable for it, ledger.db is not.
+    os.chmod(state, 0o777)
+    os.chmod(os.path.join(state, "ledger.lock"), 0o666)
+    os.chmod(db, 0o644)
+    refused("read-only ledger.db", conf, "ledger.db is not writable", as_nobody=True)
+    os.chmod(state, 0o750)
+else:
+    os.chmod(state, 0o555)
+    refused("unwritable state dir", conf, "is not writable")
+    os.chmod(state, 0o750)
+    os.chmod(db, 0o444)
+    refused("read-only ledger.db", conf, "ledger.db is not writable")
+    os.chmod(db, 0o640)
+d = Daemon(conf).start()
+tap.eq([d.get("/v1/orders/" + o["order"]).json for o in orders], orders,
+       "permissions back: it starts, every order is there")
+tap.eq(d.event("concert")["tiers"]["general"]["sold"], 6, "and sold is 6 again")
+d.finish("perm daemon")
+
+# ---- not a database, a smashed page -------------------------------------------------------
+conf, state, orders = make_ledger("garbage", buys=1)
+db = os.path.join(state, "ledger.db")
+with open(db, "wb") as f:
+    f.write(b"order,event,quantity\n1-1,concert,2\n" * 200)
+refused("ledger.db holding a CSV", conf, "is not a SQLite database or is corrupt")
+
+conf, state, orders = make_ledger("smashed", buys=40)
+db = os.path.join(state, "ledger.db")
+c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+page = c.execute("SELECT rootpage FROM sqlite_master WHERE name = 'tickets'").fetchone()[0]
+psize = c.execute("PRAGMA page_size").fetchone()[0]
+c.close()
+with open(db, "r+b") as f:
+    f.seek((page - 1) * psize)
+    f.write(b"\xa5" * 16)
+refused("a smashed page in ledger.db", conf, "corrupt")
+
+# ---- capacity lowered below sold, an event with sales dropped ----------------------------------
+conf, state, orders = make_ledger("capacity", buys=3)   # 6 general tickets of concert
+low = json.loads(json.dumps(conf))
+low["events"][0]["tiers"]["general"] = 5
+err = refused("capacity 5 below the 6 sold", low,
+              "event concert: 6 general tickets were sold but the capacity is now 5")
+drop = json.loads(json.dumps(conf))
+drop["events"] = [e for e in drop["events"] if e["id"] != "concert"]
+refused("an event with sales dropped", drop, "event concert: the ledger holds 6 general")
+low["events"][0]["tiers"]["general"] = 6
+d = Daemon(low).start()
+t = d.event("concert")["tiers"]["general"]
+tap.eq((t["sold"], t["available"]), (6, 0), "capacity 6 == sold: starts, sold out")
+tap.eq([d.get("/v1/orders/" + o["order"]).json for o in orders], orders, "every order is there")
+d.finish("capacity daemon")
+
+# ---- run time: the ledger is full -------------------------------------------------------------------
+conf = base_config(state_dir=os.path.join(tmp, "full"), idempotency_ttl_s=2,
+                   ledger={"sync": "full", "max_db_bytes": 48 * 4096},
+                   events=[{"id": "big", "tiers": {"general": 1000000}}])
+d = Daemon(conf).start()
+got = []
+first_503 = None
+streak = 0
+for i in range(6000):
+    r = d.post("/v1/events/big/purchase", {"buyer": "b%d" % i, "quantity": 10},
+               headers={"Idempotency-Key": "fill-%d" % i})
+    if r.status == 201:
+        got.append(r.json)
+        streak = 0
+    elif r.status == 503:
+        first_503 = first_503 or r
+        streak += 1
+        if streak == 5:
+            break
+    else:
+        tap.diag("unexpected %r" % r)
+        break
+tap.ok(streak == 5 and len(got) > 10,
+       "the ledger fills up after %d orders: then 503, five in a row" % len(got))
+if first_503 is None:
+    tap.bail("the ledger never filled up")
+tap.ok(is_error_body(first_503, "unavailable") and first_503.headers.get("retry-after") == "1",
+       "503 unavailable, Retry-After: 1: %s" % first_503.json.get("message"))
+sold = d.event("big")["tiers"]["general"]["sold"]
+tap.eq(sold, 10 * len(got), "the failed purchases' tickets went back to stock (sold == the 201s)")
+tap.ok("commit of" in d.log() and "failed" in d.log(), "the failure is logged")
+tap.eq(d.get("/v1/orders/" + got[0]["order"]).status, 200, "reads still work")
+# Expired keys are purged by the ledger (every idempotency_ttl_s): space
+# comes back and purchases work again, with no restart.
+deadline = time.monotonic() + 20 * SCALE
+r = None
+while time.monotonic() < deadline:
+    r = d.post("/v1/events/big/purchase", {"buyer": "later", "quantity": 10},
+               headers={"Idempotency-Key": "later-%d" % time.monotonic_ns()})
+    if r.status == 201:
+        break
+    time.sleep(0.25)
+tap.eq(r.status if r else None, 201, "after the keys expire, a purchase succeeds again")
+tap.ok("succeed again" in d.log(), "the recovery is logged")
+tap.eq(d.event("big")["tiers"]["general"]["sold"], 10 * len(got) + 10, "sold counts it")
+tap.ok(all(d.get("/v1/orders/" + o["order"]).json == o for o in got[::7]),
+       "orders confirmed before the disk filled are intact")
+d.finish("full daemon")
+acfg = os.path.join(tmp, "full.conf")
+with open(acfg, "w") as f:
+    json.dump(conf, f)
+rc, out, err = run_ticketd("-c", acfg, "--audit")
+tap.ok(rc == 0 and "audit: OK" in out, "--audit passes on the ledger that was full")
+
+# ---- run time: another process holds the write lock ---------------------------------------------------
+conf = base_config(state_dir=os.path.join(tmp, "busy"))
+d = Daemon(conf).start()
+o = d.purchase("concert", buyer="before", quantity=1).json
+shell = sqlite3.connect(os.path.join(conf["state_dir"], "ledger.db"), timeout=0.1,
+                        isolation_level=None)
+shell.execute("BEGIN IMMEDIATE")    # what a sqlite3 shell writing would hold
+t0 = time.monotonic()
+r = d.purchase("concert", buyer="blocked", quantity=2)
+waited = time.monotonic() - t0
+tap.ok(r.status == 503 and is_error_body(r, "unavailable"),
+       "a purchase while another process holds the lock: 503 after %.1f s" % waited)
+tap.eq(d.get("/v1/orders/" + o["order"]).json, o, "reads go on meanwhile")
+tap.eq(d.event("concert")["tiers"]["general"]["sold"], 1, "the blocked purchase sold nothing")
+shell.execute("ROLLBACK")
+shell.close()
+r = d.purchase("concert", buyer="after", quantity=2)
+tap.eq(r.status, 201, "the lock is gone: the next purchase is a 201")
+tap.eq(d.event("concert")["tiers"]["general"]["sold"], 3, "sold 3")
+d.finish("busy daemon")
+
+import shutil  # noqa: E402
+shutil.rmtree(tmp, ignore_errors=True)
+sys.exit(tap.done())
