@@ -100,12 +100,13 @@ struct block {
 };
 
 static struct {
-	pthread_mutex_t lock;    /* guards all, free, key_made, ledger */
+	pthread_mutex_t lock;    /* guards all, free, key_made, ledger, ledger_arg */
 	struct block *all;       /* every block made */
 	struct block *free;      /* blocks of threads that exited */
 	pthread_key_t key;       /* its destructor gives a block back */
 	int key_made;
-	struct ledger *ledger;
+	metrics_ledger_fn ledger;
+	void *ledger_arg;
 } reg = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 int metrics_on;
@@ -182,10 +183,11 @@ int metrics_init(int enabled)
 	return rc;
 }
 
-void metrics_set_ledger(struct ledger *l)
+void metrics_set_ledger(metrics_ledger_fn fn, void *arg)
 {
 	pthread_mutex_lock(&reg.lock);
-	reg.ledger = l;
+	reg.ledger = fn;
+	reg.ledger_arg = arg;
 	pthread_mutex_unlock(&reg.lock);
 }
 
@@ -220,6 +222,7 @@ enum metrics_route metrics_route_of(enum request_route_kind kind)
 	case ROUTE_PURCHASE: return METRICS_ROUTE_PURCHASE;
 	case ROUTE_ORDER: return METRICS_ROUTE_ORDER;
 	case ROUTE_METRICS: return METRICS_ROUTE_METRICS;
+	case ROUTE_REFUND: return METRICS_ROUTE_REFUND;
 	default: return METRICS_ROUTE_OTHER;
 	}
 }
@@ -305,6 +308,19 @@ void metrics_job_slow(const struct job *j)
 	case JOB_SOLD_OUT: o = METRICS_SOLD_OUT; break;
 	case JOB_DECLINED: o = METRICS_DECLINED; break;
 	case JOB_UNAVAILABLE: o = METRICS_UNAVAILABLE; break;
+	case JOB_REPLY:
+		/* Answered off the loop without a sale (purchase.c): a replay, a
+		 * key in progress or reused, or a 503 before the reserve. */
+		if (j->reply.flags & ANSWER_REPLAYED)
+			o = METRICS_REPLAYED;
+		else if (j->reply.status == 503)
+			o = j->reply.body && strstr(j->reply.body, "\"overloaded\"") ?
+			    METRICS_OVERLOADED : METRICS_UNAVAILABLE;
+		else if (j->reply.status >= 500)
+			o = METRICS_FAILED;
+		else
+			o = METRICS_REJECTED;
+		break;
 	default: o = METRICS_FAILED; break;
 	}
 	metrics_purchase_slow(j->ev, j->in.tier, o, j->from, j->in.quantity);
@@ -739,6 +755,7 @@ static void write_events(struct out *o, struct catalog_event *const *evs, size_t
 	static const char *const outcome_labels[METRICS_NOUTCOMES] = {
 		"outcome=\"sold\"", "outcome=\"sold_out\"", "outcome=\"declined\"",
 		"outcome=\"overloaded\"", "outcome=\"unavailable\"", "outcome=\"failed\"",
+		"outcome=\"replayed\"", "outcome=\"rejected\"",
 	};
 
 	family(o, "ticketd_purchases_total", "counter",
@@ -804,11 +821,12 @@ static void write_work(struct out *o, const struct metrics_sources *src,
 	time_hist(o, "ticketd_payment_duration_seconds", "", &t->payment);
 }
 
-static void write_ledger(struct out *o, struct ledger *l)
+static void write_ledger(struct out *o, metrics_ledger_fn fn, void *arg)
 {
 	struct ledger_stats st;
 
-	ledger_stats(l, &st);
+	memset(&st, 0, sizeof(st));
+	fn(arg, &st);
 	family(o, "ticketd_ledger_batch_size", "histogram",
 	       "Requests committed per ledger transaction (group commit).");
 	hist_out(o, "ticketd_ledger_batch_size", "", LEDGER_HIST_BUCKETS - 1,
@@ -829,7 +847,8 @@ int metrics_render(const struct metrics_sources *src, char **text, size_t *len)
 	struct totals *t = NULL;
 	struct ev_sum *es = NULL;
 	struct seller_snapshot *snap = NULL;
-	struct ledger *ledger;
+	metrics_ledger_fn ledger;
+	void *ledger_arg;
 	struct out o = { 0 };
 	size_t n = 0;
 	struct catalog_event *const *evs = src->cat ? catalog_events(src->cat, &n) : NULL;
@@ -844,6 +863,7 @@ int metrics_render(const struct metrics_sources *src, char **text, size_t *len)
 	pthread_mutex_lock(&reg.lock);
 	sum_blocks(t, evs, n, es);
 	ledger = reg.ledger;
+	ledger_arg = reg.ledger_arg;
 	pthread_mutex_unlock(&reg.lock);
 	for (size_t i = 0; i < n; i++)
 		seller_snapshot(evs[i]->seller, &snap[i]);
@@ -854,7 +874,7 @@ int metrics_render(const struct metrics_sources *src, char **text, size_t *len)
 	write_events(&o, evs, n, es, snap);
 	write_work(&o, src, t, evs, n);
 	if (ledger)
-		write_ledger(&o, ledger);
+		write_ledger(&o, ledger, ledger_arg);
 	if (o.oom)
 		goto fail;
 	*text = o.buf;

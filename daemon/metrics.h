@@ -34,8 +34,11 @@
 struct catalog;
 struct catalog_event;
 struct job;
-struct ledger;
+struct ledger_stats;
 struct pool;
+
+/* Copies the ledger's counters (e.g. orders_stats); any thread. */
+typedef void (*metrics_ledger_fn)(void *arg, struct ledger_stats *out);
 
 /* The routes requests are counted by (a fixed set, never raw paths). */
 enum metrics_route {
@@ -58,6 +61,9 @@ enum metrics_outcome {
 	METRICS_OVERLOADED,      /* 503: the worker queue was full */
 	METRICS_UNAVAILABLE,     /* 503: the order could not be recorded */
 	METRICS_FAILED,          /* 500 */
+	METRICS_REPLAYED,        /* an Idempotency-Key's stored reply, sent again */
+	METRICS_REJECTED,        /* refused for its Idempotency-Key: 409
+				  * in_progress, 422 idempotency_key_reused */
 	METRICS_NOUTCOMES
 };
 
@@ -84,9 +90,9 @@ extern int metrics_on;
 /* Turns counting on or off for this process's life; call before starting
  * any thread that counts. Returns 0 or -errno. */
 int metrics_init(int enabled);
-/* The ledger whose statistics a scrape shows (NULL: none); set it after
- * ledger_open and clear it before ledger_close, with no loop running. */
-void metrics_set_ledger(struct ledger *l);
+/* Where a scrape reads the ledger's statistics (fn NULL: no ledger
+ * families); set it once the ledger is open, clear it before it closes. */
+void metrics_set_ledger(metrics_ledger_fn fn, void *arg);
 /* Frees every block; call after every counting thread has stopped. */
 void metrics_shutdown(void);
 
@@ -176,7 +182,10 @@ int metrics_render(const struct metrics_sources *src, char **out, size_t *len);
 #define metrics_on 0
 
 static inline int metrics_init(int enabled) { (void)enabled; return 0; }
-static inline void metrics_set_ledger(struct ledger *l) { (void)l; }
+static inline void metrics_set_ledger(metrics_ledger_fn fn, void *arg)
+{
+	(void)fn; (void)arg;
+}
 static inline void metrics_shutdown(void) { }
 static inline uint64_t metrics_now(void) { return 0; }
 static inline enum metrics_route metrics_route_of(enum request_route_kind kind)

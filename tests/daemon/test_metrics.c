@@ -17,6 +17,7 @@
 
 #include "catalog.h"
 #include "conf.h"
+#include "ledger.h"
 #include "metrics.h"
 #include "tap.h"
 
@@ -70,6 +71,23 @@ static void *counter_main(void *arg)
 	}
 	metrics_busy(0);
 	return NULL;
+}
+
+/* A ledger that committed batches of 1, 1 and 5 requests, in 3, 700 and
+ * 2500 µs. */
+static void fake_ledger(void *arg, struct ledger_stats *out)
+{
+	(void)arg;
+	out->batches = 3;
+	out->requests = 7;
+	out->batch_hist[1] = 2;          /* [1, 2) */
+	out->batch_hist[3] = 1;          /* [4, 8) */
+	out->commit_ns_total = 3203000;
+	out->commit_us_hist[2] = 1;      /* [2, 4) µs */
+	out->commit_us_hist[10] = 1;     /* [512, 1024) µs */
+	out->commit_us_hist[12] = 1;     /* [2048, 4096) µs */
+	out->failed_batches = 1;
+	out->queued = 4;
 }
 
 static void *scraper_main(void *arg)
@@ -220,6 +238,31 @@ int main(void)
 	   "a HELP for every TYPE");
 	ok(strstr(text, "ticketd_ledger_") == NULL, "no ledger families without a ledger");
 	free(text);
+
+	metrics_set_ledger(fake_ledger, NULL);
+	text = NULL;
+	if (!ok(metrics_render(&src, &text, &len) == 0, "render with a ledger"))
+		return tap_done();
+	ok(value_of(text, "ticketd_ledger_batch_size_bucket{le=\"0\"}") == 0 &&
+	   value_of(text, "ticketd_ledger_batch_size_bucket{le=\"1\"}") == 2 &&
+	   value_of(text, "ticketd_ledger_batch_size_bucket{le=\"3\"}") == 2 &&
+	   value_of(text, "ticketd_ledger_batch_size_bucket{le=\"7\"}") == 3 &&
+	   value_of(text, "ticketd_ledger_batch_size_bucket{le=\"+Inf\"}") == 3 &&
+	   value_of(text, "ticketd_ledger_batch_size_sum") == 7,
+	   "ledger batch sizes: le 2^i - 1, cumulative, _sum the requests");
+	ok(value_of(text, "ticketd_ledger_commit_duration_seconds_bucket"
+			  "{le=\"0.000004000\"}") == 1 &&
+	   value_of(text, "ticketd_ledger_commit_duration_seconds_bucket"
+			  "{le=\"0.001024000\"}") == 2 &&
+	   value_of(text, "ticketd_ledger_commit_duration_seconds_count") == 3 &&
+	   strstr(text, "\nticketd_ledger_commit_duration_seconds_sum 0.003203000\n"),
+	   "ledger commit times: le 2^i µs in seconds, _sum exact");
+	ok(value_of(text, "ticketd_ledger_failed_batches_total") == 1 &&
+	   value_of(text, "ticketd_ledger_queue_depth") == 4, "ledger failures and queue");
+	hists = check_histograms(text);
+	ok(hists >= 7, "%d histograms consistent with the ledger's", hists);
+	free(text);
+	metrics_set_ledger(NULL, NULL);
 
 	metrics_shutdown();
 	catalog_destroy(cat);
