@@ -1118,6 +1118,7 @@ static void route_refund(struct http_loop *lp, struct evhttp_request *req,
 	memcpy(j->order_id, rt->id, rt->id_len);
 	j->order_id[rt->id_len] = '\0';
 	j->req = req;
+	j->times.arrived = lp->req_t0;
 	submit(lp, j, POOL_NORMAL);
 }
 

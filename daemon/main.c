@@ -256,6 +256,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(d->drain_timer, &tv);
 }
 
+/* The ledger's counters for a scrape (metrics_ledger_fn). */
+static void ledger_figures(void *arg, struct ledger_stats *out)
+{
+	orders_stats(arg, out);
+}
+
 /* Logs the final figures of every event. */
 static void log_figures(struct catalog *cat)
 {
@@ -372,6 +378,7 @@ static int run(struct conf **cp, const struct options *o)
 			log_err("%s", err);
 			goto out;
 		}
+		metrics_set_ledger(ledger_figures, orders);
 	}
 	if (catalog_create(c, orders_sold, orders, &d.cat, err, sizeof(err)) < 0 ||
 	    admin_open(c, &admin, err, sizeof(err)) < 0) {
@@ -471,6 +478,7 @@ out:
 		pool_stop(reads);
 	if (d.cat && rc == 0)
 		log_figures(d.cat);
+	metrics_set_ledger(NULL, NULL);
 	orders_close(orders);
 	http_destroy(d.http);
 	pool_destroy(d.pool);
