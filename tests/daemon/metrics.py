@@ -14,7 +14,9 @@ metrics_disabled and the rest of the API is unchanged.
 import math
 import os
 import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
 
@@ -261,7 +263,12 @@ if compiled_out():
     sys.exit(tap.done())
 
 # ---- a known sequence on two events ------------------------------------------------------
+tmp = tempfile.mkdtemp(prefix="metrics-")
+token_file = os.path.join(tmp, "admin-token")
+with open(token_file, "w") as f:
+    f.write("tok\n")
 conf = base_config(
+    admin_token_file=token_file,
     payment={"latency_ms": 0, "decline_rate": 0.5, "mode": "async"},
     events=[{"id": "concert", "tiers": {"general": 900, "vip": 100}, "vip_code": "backstage"},
             {"id": "tiny", "seller": "atomic", "tiers": {"general": 4}}])
@@ -282,7 +289,8 @@ wanted = ["ticketd_http_requests_total", "ticketd_http_request_duration_seconds"
           "ticketd_tickets_refunded_total", "ticketd_tickets_available",
           "ticketd_queue_depth", "ticketd_workers_busy", "ticketd_connections_open",
           "ticketd_queue_wait_seconds", "ticketd_reserve_duration_seconds",
-          "ticketd_payment_duration_seconds"]
+          "ticketd_payment_duration_seconds", "ticketd_ledger_batch_size",
+          "ticketd_ledger_commit_duration_seconds"]
 tap.eq([w for w in wanted if w not in fams], [], "every family of docs/api.md is there")
 tap.eq({k: fams[k]["type"] for k in ("ticketd_purchases_total", "ticketd_tickets_available",
                                       "ticketd_queue_wait_seconds")},
@@ -344,6 +352,38 @@ seen_req[("metrics", "405")] = seen_req.get(("metrics", "405"), 0) + 1
 tap.ok(all(("purchase", st) in seen_req for st in ("201", "402", "409", "403", "400", "404")),
        "the sequence has sales, declines, sold-outs and refusals")
 
+# A refund, and an Idempotency-Key sent three times: a sale (or a decline),
+# its replay, and a different purchase under the same key (422).
+refunded = None
+for i in range(20):
+    r = buy("concert", 3)
+    if r.status == 201:
+        refunded = r.json
+        break
+r = d.post("/v1/orders/%s/refund" % refunded["order"], "", conn=conn,
+           headers={"Authorization": "Bearer tok"})
+tap.eq(r.status, 200, "a refund with the token")
+seen_req[("refund", "200")] = 1
+seen_refunded = {("concert", refunded["tier"]): refunded["quantity"]}
+key = {"Idempotency-Key": "metrics-key-1"}
+first = d.post("/v1/events/concert/purchase", {"buyer": "k", "quantity": 1},
+               headers=key, conn=conn)
+again = d.post("/v1/events/concert/purchase", {"buyer": "k", "quantity": 1},
+               headers=key, conn=conn)
+other = d.post("/v1/events/concert/purchase", {"buyer": "k", "quantity": 2},
+               headers=key, conn=conn)
+tap.eq((again.status, again.headers.get("idempotent-replayed"), other.status),
+       (first.status, "true", 422), "a keyed purchase, its replay, a reused key: 422")
+for r, outcome in ((first, OUTCOME.get(first.status)), (again, "replayed"),
+                   (other, "rejected")):
+    k = ("purchase", str(r.status))
+    seen_req[k] = seen_req.get(k, 0) + 1
+    k = ("concert", "general", outcome)
+    seen_buy[k] = seen_buy.get(k, 0) + 1
+if first.status == 201:
+    k = ("concert", "general")
+    seen_sold[k] = seen_sold.get(k, 0) + 1
+
 events = {e["id"]: e for e in d.get("/v1/events", conn=conn).json["events"]}
 seen_req[("events", "200")] += 1
 r, fams, err = scrape(d, conn)
@@ -360,7 +400,8 @@ tap.eq(got_buy, {k: float(v) for k, v in seen_buy.items()},
        "ticketd_purchases_total by event, tier and outcome == the 201/402/409 replies")
 tap.eq(sorted(dict(k)["outcome"] for k in values(fams, "ticketd_purchases_total",
                                                   event="tiny")),
-       sorted(["sold", "sold_out", "declined", "overloaded", "unavailable", "failed"]),
+       sorted(["sold", "sold_out", "declined", "overloaded", "unavailable", "failed",
+               "replayed", "rejected"]),
        "every outcome of a tier is exported, zeros included")
 got_sold = {(dict(k)["event"], dict(k)["tier"]): v
             for k, v in values(fams, "ticketd_tickets_sold_total").items() if v}
@@ -371,15 +412,18 @@ for ev in events.values():
     for tier, t in ev["tiers"].items():
         a = value(fams, "ticketd_tickets_available", event=ev["id"], tier=tier)
         c = value(fams, "ticketd_tickets_capacity", event=ev["id"], tier=tier)
-        s = value(fams, "ticketd_tickets_sold_total", event=ev["id"], tier=tier)
+        s = value(fams, "ticketd_tickets_sold_total", event=ev["id"], tier=tier) - \
+            value(fams, "ticketd_tickets_refunded_total", event=ev["id"], tier=tier)
         if (a, c, s) != (t["available"], t["capacity"], t["sold"]):
             tap.diag("%s %s: metrics %r, /v1/events %r" % (ev["id"], tier, (a, c, s), t))
             ok_gauges = False
-tap.ok(ok_gauges, "available, capacity and sold match GET /v1/events for every tier")
+tap.ok(ok_gauges, "available, capacity and sold - refunded match GET /v1/events, every tier")
 tap.eq(value(fams, "ticketd_tickets_available", event="tiny", tier="vip"), None,
        "no vip series for an event without a vip tier")
-tap.eq(sum(values(fams, "ticketd_tickets_refunded_total").values()), 0,
-       "nothing refunded")
+got_ref = {(dict(k)["event"], dict(k)["tier"]): v
+           for k, v in values(fams, "ticketd_tickets_refunded_total").items() if v}
+tap.eq(got_ref, {k: float(v) for k, v in seen_refunded.items()},
+       "ticketd_tickets_refunded_total == the refunded order's tickets")
 
 by_route = {}
 for (route, _), n in seen_req.items():
@@ -391,16 +435,29 @@ n_sold = sum(n for (_, _, o), n in seen_buy.items() if o == "sold")
 n_declined = sum(n for (_, _, o), n in seen_buy.items() if o == "declined")
 n_soldout = sum(n for (_, _, o), n in seen_buy.items() if o == "sold_out")
 n_orders = seen_req.get(("order", "404"), 0)
+n_keyed = 3                          # every keyed request reaches a worker
+n_refunds = 1
 tap.eq(hist_count(fams, "ticketd_payment_duration_seconds"), float(n_sold + n_declined),
        "payment histogram count == sold + declined")
+# The ledger: one request per new order, per refund, and per keyed reply
+# that sold nothing (stored for its retries), in batches.
+n_new = sum(n for (_, _, o), n in seen_buy.items() if o == "sold")
+n_new += first.status in (402, 409)
+tap.eq((value(fams, "ticketd_ledger_batch_size_sum"),
+        hist_count(fams, "ticketd_ledger_commit_duration_seconds") ==
+        hist_count(fams, "ticketd_ledger_batch_size") and
+        hist_count(fams, "ticketd_ledger_batch_size") >= 1),
+       (float(n_new + n_refunds), True),
+       "ledger batch sizes sum to its orders, refunds and stored replies; a commit time per batch")
 reserve = values(fams, "ticketd_reserve_duration_seconds_count")
 tap.eq({dict(k)["seller"]: v for k, v in reserve.items()},
-       {"mutex": float(sum(n for (e, _, _), n in seen_buy.items() if e == "concert")),
+       {"mutex": float(sum(n for (e, _, o), n in seen_buy.items()
+                           if e == "concert" and o not in ("replayed", "rejected"))),
         "atomic": float(sum(n for (e, _, _), n in seen_buy.items() if e == "tiny"))},
        "reserve histogram count per seller core == purchases that reached it")
 tap.eq(hist_count(fams, "ticketd_queue_wait_seconds"),
-       float(n_sold + n_declined + n_soldout + n_orders),
-       "queue wait histogram count == jobs the workers took (purchases, order lookups)")
+       float(n_sold + n_declined + n_soldout + n_orders + n_keyed - 1 + n_refunds),
+       "queue wait histogram count == jobs the workers took (purchases, lookups, refund)")
 tap.eq((value(fams, "ticketd_queue_depth"), value(fams, "ticketd_workers_busy"),
         value(fams, "ticketd_workers")), (0.0, 0.0, 2.0), "idle: queue 0, busy 0, 2 workers")
 
@@ -420,6 +477,7 @@ for c in extra:
     c.close()
 conn.close()
 d.finish("metrics daemon")
+shutil.rmtree(tmp, ignore_errors=True)
 
 # ---- one sleeping worker, a queue of one: busy, depth, overloaded ----------------------------
 d = Daemon(base_config(workers=1, queue_depth=1,
