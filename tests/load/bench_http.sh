@@ -465,18 +465,18 @@ echo "== 5. Metrics: ticketd $mcore, workers $workers, static body, payment 0 ms
 if [ $metrics_ok -eq 1 ]; then
 	set_pin "$pin"
 	printf '%-8s %10s %10s %10s %8s\n' metrics run1 run2 run3 median
-	for i in 1 2 3; do
+	for mr in 1 2 3; do # not $i: start_ticketd uses it
 		for m in true false; do
-			st=$work/metrics-$m-$i
+			st=$work/metrics-$m-$mr
 			gen_conf "$st.conf" "$mcore" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state" "\"metrics\": { \"enabled\": $m },"
 			start_ticketd "$st.conf"
 			out=$st.wrk
 			$cli_pin wrk -t1 -c$conns -d${secs}s --latency -s "$loaddir/post_static.lua" \
 				"http://127.0.0.1:$dport/v1/events/bench/purchase" >"$out" 2>&1
-			keep_raw "ticketd $mcore, metrics enabled $m, run $i (static body)" "$out"
+			keep_raw "ticketd $mcore, metrics enabled $m, run $mr (static body)" "$out"
 			stop_ticketd
 			set -- $(wrk_stats "$out")
-			eval "met_${m}_$i=$1"
+			eval "met_${m}_$mr=$1"
 		done
 	done
 	for m in true false; do
