@@ -43,6 +43,8 @@
 #   BENCH_HTTP_RAW          1 = append every run's raw wrk output (1)
 #   BENCH_HTTP_KEEP         a directory to copy the configs, logs and raw
 #                           output to
+#   BENCH_HTTP_NO_METRICS   a ticketd built with configure --disable-metrics:
+#                           section 5 adds it as "compiled out"
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -63,6 +65,7 @@ idle_conns=${BENCH_HTTP_IDLE_CONNS:-1000}
 ceiling=${BENCH_HTTP_CEILING:-$srcdir/../shared/anchors/nginx/ceiling.sh}
 raw=${BENCH_HTTP_RAW:-1}
 keep=${BENCH_HTTP_KEEP:-}
+nomet=${BENCH_HTTP_NO_METRICS:-}
 conns=64
 python=${PYTHON:-python3}
 huge=1000000000000 # CONF_MAX_TICKETS: the throughput event never sells out
@@ -464,12 +467,21 @@ echo
 echo "== 5. Metrics: ticketd $mcore, workers $workers, static body, payment 0 ms, sync $(echo $syncs | cut -d' ' -f1), pin $pin, on/off interleaved x3"
 if [ $metrics_ok -eq 1 ]; then
 	set_pin "$pin"
-	printf '%-8s %10s %10s %10s %8s\n' metrics run1 run2 run3 median
+	modes="true false"
+	[ -n "$nomet" ] && [ -x "$nomet" ] && modes="true false out"
+	printf '%-12s %10s %10s %10s %8s\n' metrics run1 run2 run3 median
 	for mr in 1 2 3; do # not $i: start_ticketd uses it
-		for m in true false; do
+		for m in $modes; do
 			st=$work/metrics-$m-$mr
-			gen_conf "$st.conf" "$mcore" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state" "\"metrics\": { \"enabled\": $m },"
+			if [ $m = out ]; then
+				gen_conf "$st.conf" "$mcore" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state"
+				real_ticketd=$ticketd
+				ticketd=$nomet
+			else
+				gen_conf "$st.conf" "$mcore" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state" "\"metrics\": { \"enabled\": $m },"
+			fi
 			start_ticketd "$st.conf"
+			[ $m = out ] && ticketd=$real_ticketd
 			out=$st.wrk
 			$cli_pin wrk -t1 -c$conns -d${secs}s --latency -s "$loaddir/post_static.lua" \
 				"http://127.0.0.1:$dport/v1/events/bench/purchase" >"$out" 2>&1
@@ -479,13 +491,19 @@ if [ $metrics_ok -eq 1 ]; then
 			eval "met_${m}_$mr=$1"
 		done
 	done
-	for m in true false; do
+	for m in $modes; do
 		eval "a=\$met_${m}_1 b=\$met_${m}_2 c=\$met_${m}_3"
 		med=$(printf '%s\n' "$a" "$b" "$c" | sort -n | sed -n 2p)
 		eval "med_$m=$med"
-		printf '%-8s %10s %10s %10s %8s\n' "$([ $m = true ] && echo on || echo off)" "$a" "$b" "$c" "$med"
+		case $m in true) label=on ;; false) label="off (config)" ;; *) label="compiled out" ;; esac
+		printf '%-12s %10s %10s %10s %8s\n' "$label" "$a" "$b" "$c" "$med"
 	done
-	echo "metrics on / off: $(awk -v a="$med_true" -v b="$med_false" 'BEGIN { printf "%.3f", a / b }') (medians; compiled out, configure --disable-metrics, needs its own build)"
+	echo "metrics on / off (config): $(awk -v a="$med_true" -v b="$med_false" 'BEGIN { printf "%.3f", a / b }') (medians)"
+	if [ "$modes" = "true false out" ]; then
+		echo "metrics on / compiled out: $(awk -v a="$med_true" -v b="$med_out" 'BEGIN { printf "%.3f", a / b }') ($nomet)"
+	else
+		echo "compiled out: not run (set BENCH_HTTP_NO_METRICS to a ticketd built with --disable-metrics)"
+	fi
 else
 	echo "n/a: this ticketd takes no \"metrics\": {\"enabled\": false} (no metrics to switch off)"
 fi
