@@ -67,6 +67,13 @@ struct service {
 	unsigned long long pool_beat;
 	struct timespec last_ping;
 	int wd_failing;                  /* the last check withheld the ping */
+	/* Events a reload dropped, re-checked for late sales by dropped_ev. */
+	struct dropped {
+		struct catalog_event *ev;
+		int64_t sold;            /* sold when it was dropped */
+	} *dropped;
+	size_t ndropped;
+	struct event *dropped_ev;
 	/* Status: requests and time at the last STATUS. */
 	unsigned long long last_requests;
 	struct timespec last_status;
@@ -246,34 +253,150 @@ static int str_equal(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* Warns about each top-level key that only a restart changes. */
-static void warn_restart_keys(const struct service *s, const struct conf *old,
-			      const struct conf *c)
+/* Replaces *dst with a copy of src (either may be NULL); 0 or -ENOMEM. */
+static int copy_str(char **dst, const char *src)
 {
-	struct line l = { .n = 0 };
+	char *d = src ? strdup(src) : NULL;
 
-	if (!listen_equal(old, c) && !s->sockets_passed)
-		line_add(&l, "listen");
-	if (old->io_threads != c->io_threads)
-		line_add(&l, "io_threads (%u -> %u)", old->io_threads, c->io_threads);
-	if (old->queue_depth != c->queue_depth)
-		line_add(&l, "queue_depth (%u -> %u)", old->queue_depth, c->queue_depth);
-	if (!str_equal(old->state_dir, c->state_dir))
-		line_add(&l, "state_dir");
-	if (old->core != c->core)
-		line_add(&l, "seller (%s -> %s)", old->core->name, c->core->name);
-	if (old->ledger.sync != c->ledger.sync)
-		line_add(&l, "ledger.sync (%s -> %s)", ledger_sync_name(old->ledger.sync),
+	if (src && !d)
+		return -ENOMEM;
+	free(*dst);
+	*dst = d;
+	return 0;
+}
+
+/* For each top-level key that only a restart changes: if c differs from
+ * what runs (old), names it in later and puts the running value into c, so
+ * that the snapshot in force always says what really runs. 0 or -ENOMEM. */
+static int keep_running(const struct service *s, const struct conf *old,
+			struct conf *c, struct line *later)
+{
+	if (!listen_equal(old, c)) {
+		struct conf_listen *l = calloc(old->nlisten, sizeof(*l));
+
+		if (!l)
+			return -ENOMEM;
+		memcpy(l, old->listen, old->nlisten * sizeof(*l));
+		free(c->listen);
+		c->listen = l;
+		c->nlisten = old->nlisten;
+		if (!s->sockets_passed) /* under socket activation listen is moot */
+			line_add(later, "listen");
+	}
+	if (old->io_threads != c->io_threads) {
+		line_add(later, "io_threads (%u -> %u)", old->io_threads, c->io_threads);
+		c->io_threads = old->io_threads;
+	}
+	if (old->queue_depth != c->queue_depth) {
+		line_add(later, "queue_depth (%u -> %u)", old->queue_depth, c->queue_depth);
+		c->queue_depth = old->queue_depth;
+	}
+	/* workers 0 (the loops reserve) or not is fixed at start; the count
+	 * itself changes live. */
+	if ((old->workers == 0) != (c->workers == 0)) {
+		line_add(later, "workers (%u -> %u: reserving on the %s is fixed at start)",
+			 old->workers, c->workers, old->workers ? "workers" : "loops");
+		c->workers = old->workers;
+	}
+	if (!str_equal(old->state_dir, c->state_dir)) {
+		line_add(later, "state_dir");
+		if (copy_str(&c->state_dir, old->state_dir) < 0)
+			return -ENOMEM;
+	}
+	if (old->core != c->core) {
+		line_add(later, "seller (%s -> %s)", old->core->name, c->core->name);
+		c->core = old->core;
+		if (copy_str(&c->seller, old->seller) < 0)
+			return -ENOMEM;
+	}
+	if (old->ledger.sync != c->ledger.sync) {
+		line_add(later, "ledger.sync (%s -> %s)", ledger_sync_name(old->ledger.sync),
 			 ledger_sync_name(c->ledger.sync));
-	if (old->ledger.max_db_bytes != c->ledger.max_db_bytes)
-		line_add(&l, "ledger.max_db_bytes");
-	if (old->idempotency_ttl_s != c->idempotency_ttl_s)
-		line_add(&l, "idempotency_ttl_s");
-	if (!str_equal(old->admin_token_file, c->admin_token_file))
-		line_add(&l, "admin_token_file");
-	if (l.n)
-		log_warn("reload: these keys keep their running value until a restart: %s",
-			 l.buf);
+		c->ledger.sync = old->ledger.sync;
+	}
+	if (old->ledger.max_db_bytes != c->ledger.max_db_bytes) {
+		line_add(later, "ledger.max_db_bytes");
+		c->ledger.max_db_bytes = old->ledger.max_db_bytes;
+	}
+	if (old->idempotency_ttl_s != c->idempotency_ttl_s) {
+		line_add(later, "idempotency_ttl_s");
+		c->idempotency_ttl_s = old->idempotency_ttl_s;
+	}
+	if (!str_equal(old->admin_token_file, c->admin_token_file)) {
+		line_add(later, "admin_token_file");
+		if (copy_str(&c->admin_token_file, old->admin_token_file) < 0)
+			return -ENOMEM;
+	}
+	if (old->metrics.enabled != c->metrics.enabled) {
+		line_add(later, "metrics.enabled");
+		c->metrics.enabled = old->metrics.enabled;
+	}
+	return 0;
+}
+
+/* A purchase that found an event just before a reload dropped it may still
+ * sell. Some time later (on_dropped_check) each dropped event is looked at
+ * again, and a sale is reported: the next start would refuse a config
+ * without that event. */
+static void watch_dropped(struct service *s, struct catalog_event *const *prev,
+			  size_t nprev, const struct conf *old, const struct conf *c)
+{
+	unsigned ms = 1000 + (old->limits.request_timeout_ms > c->limits.request_timeout_ms ?
+			      old->limits.request_timeout_ms : c->limits.request_timeout_ms) +
+		      (old->payment.latency_ms > c->payment.latency_ms ?
+		       old->payment.latency_ms : c->payment.latency_ms);
+	struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
+	int any = 0;
+
+	for (size_t i = 0; i < nprev; i++) {
+		struct seller_snapshot snap;
+		struct dropped *d;
+
+		if (conf_find_event(c, prev[i]->id))
+			continue;
+		d = realloc(s->dropped, (s->ndropped + 1) * sizeof(*d));
+		if (!d) {
+			log_warn("reload: cannot watch dropped event %s: out of memory",
+				 prev[i]->id);
+			continue;
+		}
+		s->dropped = d;
+		seller_snapshot(prev[i]->seller, &snap);
+		d[s->ndropped].ev = prev[i];
+		d[s->ndropped].sold = snap.sold[SELLER_GENERAL] + snap.sold[SELLER_VIP];
+		s->ndropped++;
+		any = 1;
+	}
+	if (any)
+		evtimer_add(s->dropped_ev, &tv);
+}
+
+static void on_dropped_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct service *s = arg;
+	size_t n;
+	struct catalog_event *const *on_sale = catalog_events(s->cat, &n);
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < s->ndropped; i++) {
+		struct dropped *d = &s->dropped[i];
+		struct seller_snapshot snap;
+		int back = 0;
+
+		for (size_t k = 0; k < n && !back; k++)
+			back = on_sale[k] == d->ev;
+		seller_snapshot(d->ev->seller, &snap);
+		if (!back && snap.sold[SELLER_GENERAL] + snap.sold[SELLER_VIP] > d->sold)
+			log_err("event %s: a purchase in flight when a reload dropped it sold "
+				"%lld tickets; it has sales now: add it back to the "
+				"configuration, or the next start refuses the file",
+				d->ev->id, (long long)(snap.sold[SELLER_GENERAL] +
+						       snap.sold[SELLER_VIP] - d->sold));
+	}
+	free(s->dropped);
+	s->dropped = NULL;
+	s->ndropped = 0;
 }
 
 /* True if the event's display name in the catalog is name. */
@@ -416,6 +539,8 @@ void service_reload(struct service *s)
 	struct line refused = { .n = 0 }, later = { .n = 0 }, changes = { .n = 0 };
 	const struct conf *old = s->conf;
 	struct conf *c = NULL;
+	size_t nprev;
+	struct catalog_event *const *prev = catalog_events(s->cat, &nprev);
 	char err[512];
 	int rc;
 
@@ -433,7 +558,7 @@ void service_reload(struct service *s)
 	}
 	/* Apply: the events first (the only step that can fail), then the
 	 * settings, then publish the snapshot the loops read. */
-	if (retire_and_install(s, c) < 0) {
+	if (keep_running(s, old, c, &later) < 0 || retire_and_install(s, c) < 0) {
 		log_err("reload refused: out of memory");
 		goto drop;
 	}
@@ -452,9 +577,10 @@ void service_reload(struct service *s)
 		log_err("reload: workers %u -> %u: only %u run: %s", old->workers,
 			c->workers, pool_workers(s->pool), strerror(-rc));
 	http_set_conf(s->http, c);
-	warn_restart_keys(s, old, c);
+	watch_dropped(s, prev, nprev, old, c);
 	if (later.n)
-		log_warn("reload: these changes wait for a restart: %s", later.buf);
+		log_warn("reload: these keep their running value until a restart: %s",
+			 later.buf);
 	log_notice("reloaded %s: %s", c->path, changes.n ? changes.buf : "nothing changed");
 	goto done;
 drop:
@@ -485,9 +611,10 @@ int service_create(const struct service_params *p, struct service **out,
 	s->nloops = http_loop_count(p->http);
 	s->loop_beat = calloc(s->nloops, sizeof(*s->loop_beat));
 	s->status_ev = event_new(p->base, -1, EV_PERSIST, on_status, s);
+	s->dropped_ev = evtimer_new(p->base, on_dropped_check, s);
 	if (s->wd_usec)
 		s->wd_ev = event_new(p->base, -1, EV_PERSIST, on_watchdog, s);
-	if (!s->loop_beat || !s->status_ev || (s->wd_usec && !s->wd_ev))
+	if (!s->loop_beat || !s->status_ev || !s->dropped_ev || (s->wd_usec && !s->wd_ev))
 		goto nomem;
 	clock_gettime(CLOCK_MONOTONIC, &s->last_status);
 	s->last_ping = s->last_status;
@@ -546,6 +673,9 @@ void service_destroy(struct service *s)
 		event_free(s->status_ev);
 	if (s->wd_ev)
 		event_free(s->wd_ev);
+	if (s->dropped_ev)
+		event_free(s->dropped_ev);
+	free(s->dropped);
 	for (size_t i = 0; i < s->nretired; i++)
 		conf_free(s->retired[i]);
 	/* s->conf stays the caller's when create failed (it never got here). */

@@ -12,6 +12,10 @@ systemd (tests/systemd/sdharness.py). Covers:
     dropped; each is logged with its reason, the daemon keeps serving on the
     old config (a payment change in the same file does not apply) and the
     inventory is unchanged;
+  - an event dropped while a purchase for it waits in the queue: the purchase
+    still sells, and a later check logs that the event now has sales;
+  - with "workers": 0 (the loops reserve), a reload to 2 workers is kept
+    until a restart, with a warning, and the rest applies;
   - reloads under load: clients buy from 8 threads while the config changes
     ten times; every reply is 201/402/409, each event's sold equals the
     quantities of its 201s, sold + available == capacity, the final
@@ -170,6 +174,64 @@ def bad_reloads(t):
     t.reload()
 
 
+def dropped_in_flight():
+    """One worker, blocking payments of 1 s: a purchase for "late" waits in
+    the queue behind another while a reload drops "late" (unsold so far)."""
+    conf = base_config(workers=1, payment={"mode": "blocking", "latency_ms": 1000},
+                       limits={"request_timeout_ms": 3000})
+    conf["events"].append({"id": "late", "tiers": {"general": 5}})
+    with SdTicketd(conf) as t:
+        t.ready()
+        res = {}
+        first = threading.Thread(target=lambda: res.update(
+            a=t.purchase("concert", buyer="first").status))
+        first.start()
+        time.sleep(0.3 * SCALE)   # the worker is in the first payment now
+        second = threading.Thread(target=lambda: res.update(
+            b=t.purchase("late", buyer="second").status))
+        second.start()
+        time.sleep(0.2 * SCALE)   # queued behind it, not reserved yet
+        t.config["events"] = [e for e in t.config["events"] if e["id"] != "late"]
+        t.write_config()
+        t.reload()
+        first.join()
+        second.join()
+        log = t.stderr()
+        tap.ok("reload refused" not in log and t.event("late") is None,
+               "an unsold event is dropped while a purchase for it is queued")
+        tap.eq(res, {"a": 201, "b": 201}, "the queued purchase still completes (201)")
+        deadline = time.monotonic() + 15 * SCALE
+        while "a purchase in flight when a reload dropped it" not in t.stderr() and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        tap.ok("event late: a purchase in flight when a reload dropped it sold 1 tickets"
+               in t.stderr(), "a later check logs that the dropped event has sales now")
+        tap.eq(t.stop(), 0, "dropped in flight: exit 0")
+
+
+def inline_workers():
+    conf = base_config(workers=0)
+    with SdTicketd(conf) as t:
+        t.ready()
+        t.config["workers"] = 2
+        t.config["payment"]["decline_rate"] = 1.0
+        t.write_config()
+        t.reload()
+        log = t.stderr()
+        tap.ok("workers (0 -> 2: reserving on the loops is fixed at start)" in log,
+               "workers 0 -> 2: kept until a restart, with a warning")
+        tap.eq(t.purchase("concert", buyer="h").status, 402,
+               "workers 0: the rest of the reload applies (decline_rate 1 -> 402)")
+        t.config["workers"] = 0
+        t.config["payment"]["decline_rate"] = 0.0
+        t.write_config()
+        t.reload()
+        tap.eq(t.purchase("concert", buyer="h").status, 201,
+               "workers 0 again: 201, and no resize was attempted")
+        tap.ok("reload: workers" not in t.stderr(), "no resize error logged")
+        tap.eq(t.stop(), 0, "workers 0: exit 0")
+
+
 def under_load():
     conf = base_config(workers=2, io_threads=2)
     conf["events"] = [{"id": "e%d" % i, "tiers": {"general": 300}} for i in range(3)]
@@ -252,6 +314,8 @@ def main():
         tap.ok(not report, "no sanitizer report")
         if report:
             tap.diag("\n".join(report[:20]))
+    dropped_in_flight()
+    inline_workers()
     under_load()
     return tap.done()
 
