@@ -21,9 +21,11 @@
  * events added, dropped (without sales) or grown. Keys a running daemon
  * cannot change (listen, io_threads, queue_depth, state_dir, the seller
  * cores, an event's name, vip tier or code, the ledger's settings,
- * idempotency_ttl_s, admin_token_file) keep
- * their running value until a restart, with a warning. Inventory lives in
- * the sellers and is never rebuilt by a reload.
+ * idempotency_ttl_s, admin_token_file, metrics, workers between 0 and not)
+ * keep their running value until a restart, with a warning, and the
+ * snapshot published says what runs. Inventory lives in the sellers and is
+ * never rebuilt by a reload. An event dropped while a purchase for it was
+ * queued is looked at again later, and a late sale is logged.
  *
  * Config snapshots: the loops read the one published with http_set_conf
  * and may hold the previous one for a moment, so a replaced snapshot is
