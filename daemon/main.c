@@ -329,6 +329,20 @@ fail:
 	return -1;
 }
 
+/* Around each ledger batch's completions (ledger thread): the replies are
+ * held, then each loop gets its share with one push and one wakeup. */
+static void ledger_batch_begin(void *arg)
+{
+	(void)arg;
+	http_job_hold();
+}
+
+static void ledger_batch_end(void *arg)
+{
+	(void)arg;
+	http_job_release();
+}
+
 /* Runs the daemon until a signal stops it; returns the exit status. The
  * service takes *cp over once it exists (then *cp is NULL). */
 static int run(struct conf **cp, const struct options *o)
@@ -372,6 +386,7 @@ static int run(struct conf **cp, const struct options *o)
 			.idempotency_ttl_s = c->idempotency_ttl_s,
 			.max_db_bytes = c->ledger.max_db_bytes,
 			.readers = c->workers < 4 ? 4 : c->workers > 64 ? 64 : c->workers,
+			.batch_begin = ledger_batch_begin, .batch_end = ledger_batch_end,
 		};
 
 		if (orders_open(&oo, &orders, err, sizeof(err)) < 0) {

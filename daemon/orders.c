@@ -164,6 +164,8 @@ int orders_open(const struct orders_options *opt, struct orders **out,
 		.readers = opt->readers,
 		.sold_check = check_sold,
 		.sold_arg = &ctx,
+		.batch_begin = opt->batch_begin,
+		.batch_end = opt->batch_end,
 	};
 	struct orders *o = NULL;
 	uint64_t old_epoch = 0;

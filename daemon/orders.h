@@ -40,6 +40,8 @@ struct orders_options {
 	int64_t idempotency_ttl_s;   /* 0 = the ledger's default */
 	int64_t max_db_bytes;        /* 0 = no cap */
 	unsigned readers;            /* read connections; 0 = the ledger's default */
+	void (*batch_begin)(void *arg); /* around each batch's done()s, on the */
+	void (*batch_end)(void *arg);   /*   ledger thread; may be NULL */
 };
 
 struct order {

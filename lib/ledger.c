@@ -164,6 +164,9 @@ struct ledger {
 	enum ledger_sync sync;
 	int64_t ttl_ms;
 	int64_t (*now_ms)(void);
+	void (*batch_begin)(void *arg);  /* around a batch's done()s; may be NULL */
+	void (*batch_end)(void *arg);
+	void *batch_arg;
 	uint64_t epoch;                  /* set at open, read-only after */
 	int lock_fd;                     /* flock'ed dir/ledger.lock */
 
@@ -708,10 +711,14 @@ static void run_batch(struct ledger *l, struct ledger_req *head, size_t n)
 	pthread_mutex_unlock(&l->stats_lock);
 
 	/* done() may free r: read next first. */
+	if (l->batch_begin)
+		l->batch_begin(l->batch_arg);
 	for (r = head; r; r = next) {
 		next = r->next;
 		r->done(r, r->result);
 	}
+	if (l->batch_end)
+		l->batch_end(l->batch_arg);
 }
 
 /* Forgets one chunk of expired idempotency keys in its own transaction. */
@@ -1415,6 +1422,9 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 	l->ttl_ms = (opt->idempotency_ttl_s ? opt->idempotency_ttl_s : LEDGER_DEFAULT_TTL_S) *
 		    1000;
 	l->now_ms = opt->now_ms ? opt->now_ms : real_ms;
+	l->batch_begin = opt->batch_begin;
+	l->batch_end = opt->batch_end;
+	l->batch_arg = opt->batch_arg;
 	l->purge_interval_ns = (l->ttl_ms < PURGE_INTERVAL_MAX_S * 1000 ? l->ttl_ms
 					 : PURGE_INTERVAL_MAX_S * 1000) * 1000000LL;
 	l->dir = strdup(opt->state_dir);

@@ -69,6 +69,13 @@ struct ledger_options {
 	int (*sold_check)(void *arg, const char *event, enum seller_pool pool,
 			  int64_t sold, char *err, size_t errlen);
 	void *sold_arg;
+	/* Optional, on the ledger thread: called before the first and after
+	 * the last done() of each batch, so that the caller can hand all of a
+	 * batch's completions on at once (one wakeup per batch, not per
+	 * request). */
+	void (*batch_begin)(void *arg);
+	void (*batch_end)(void *arg);
+	void *batch_arg;
 };
 
 struct ledger;
