@@ -932,6 +932,7 @@ static void run_inline(struct http_loop *lp, struct pool_task *t)
 		list = t;
 		t = next;
 	}
+	orders_hold(lp->http->env->orders); /* their commits: one ledger batch */
 	while (list) {
 		t = list;
 		list = t->next;
@@ -939,6 +940,7 @@ static void run_inline(struct http_loop *lp, struct pool_task *t)
 		lp->inflight++;
 		purchase_work(t, NULL);
 	}
+	orders_release(lp->http->env->orders);
 }
 
 /* Runs after the other callbacks of the loop iteration that queued jobs

@@ -329,6 +329,20 @@ fail:
 	return -1;
 }
 
+/* A worker's batch (arg: the orders): the replies it finishes and the
+ * orders it confirms are handed on at its end, each in one go. */
+static void work_batch_begin(void *arg)
+{
+	http_batch_begin(NULL);
+	orders_hold(arg);
+}
+
+static void work_batch_end(void *arg)
+{
+	orders_release(arg);
+	http_batch_end(NULL);
+}
+
 /* Around each ledger batch's completions (ledger thread): the replies are
  * held, then each loop gets its share with one push and one wakeup. */
 static void ledger_batch_begin(void *arg)
@@ -363,9 +377,9 @@ static int run(struct conf **cp, const struct options *o)
 	unsigned stall_ms = service_debug_stall_ms();
 	/* Workers hold the jobs they finish for the length of a batch. */
 	const struct pool_ops pool_ops = {
-		.batch_begin = http_batch_begin,
+		.batch_begin = work_batch_begin,
 		.run = purchase_work,
-		.batch_end = http_batch_end,
+		.batch_end = work_batch_end,
 	};
 	int *fds = NULL, nfds = 0, owned = 0, rc = 1;
 	char err[512];
@@ -406,7 +420,7 @@ static int run(struct conf **cp, const struct options *o)
 	}
 	if (payment_create(c->payment.latency_ms, c->payment.decline_rate,
 			   c->payment.mode, &payment) < 0 ||
-	    pool_create(c->workers, c->queue_depth, &pool_ops, NULL, &d.pool) < 0) {
+	    pool_create(c->workers, c->queue_depth, &pool_ops, orders, &d.pool) < 0) {
 		log_err("cannot start the worker pool");
 		goto out;
 	}
@@ -420,12 +434,12 @@ static int run(struct conf **cp, const struct options *o)
 	if (c->workers == 0) {
 		/* The loops reserve themselves; ledger reads get two threads. */
 		const struct pool_ops read_ops = {
-			.batch_begin = http_batch_begin,
+			.batch_begin = work_batch_begin,
 			.run = purchase_read_work,
-			.batch_end = http_batch_end,
+			.batch_end = work_batch_end,
 		};
 
-		if (pool_create(2, c->queue_depth, &read_ops, NULL, &reads) < 0) {
+		if (pool_create(2, c->queue_depth, &read_ops, orders, &reads) < 0) {
 			log_err("cannot start the ledger reads pool");
 			goto out;
 		}

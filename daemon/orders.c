@@ -358,6 +358,21 @@ void orders_refund(struct orders *o, struct orders_commit *c, const char *id)
 	submit(o, c);
 }
 
+void orders_hold(struct orders *o)
+{
+	ledger_hold(o->ledger);
+}
+
+void orders_flush(struct orders *o)
+{
+	ledger_flush(o->ledger);
+}
+
+void orders_release(struct orders *o)
+{
+	ledger_release(o->ledger);
+}
+
 int orders_find(struct orders *o, const char *id, struct ledger_order **out)
 {
 	return ledger_get_order(o->ledger, id, out);

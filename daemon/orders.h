@@ -99,6 +99,13 @@ void orders_remember(struct orders *o, struct orders_commit *c);
 /* Marks order id refunded (id must stay valid until done). */
 void orders_refund(struct orders *o, struct orders_commit *c, const char *id);
 
+/* Around a run of work on one thread (a worker's batch, a loop's inline
+ * jobs): the requests it submits reach the ledger together at
+ * orders_release (or orders_flush), in one batch (ledger_hold). */
+void orders_hold(struct orders *o);
+void orders_flush(struct orders *o);
+void orders_release(struct orders *o);
+
 /* Reads order id into *out (free() it): 0, -ENOENT, or -errno. May block. */
 int orders_find(struct orders *o, const char *id, struct ledger_order **out);
 /* Reads the live idempotency record of key (free() it): 0, -ENOENT, or

@@ -245,7 +245,9 @@ static void run(struct job *j)
 	if (j->plan.latency_ms == 0) {
 		purchase_settle(j);
 	} else if (j->plan.mode == CONF_PAYMENT_BLOCKING) {
-		http_job_flush(); /* replies held by this worker go out first */
+		/* Replies and commits held by this worker go out first. */
+		http_job_flush();
+		orders_flush(j->env->orders);
 		payment_sleep(&j->plan);
 		purchase_settle(j);
 	} else {

@@ -364,30 +364,91 @@ static int req_check(const struct ledger_req *r)
 	return -EINVAL;
 }
 
-int ledger_submit(struct ledger *l, struct ledger_req *r)
-{
-	int rc = req_check(r), wake;
+/* What a thread holds between ledger_hold and ledger_release: requests
+ * already checked, appended to the queue in one go. Thread-local. */
+struct held_reqs {
+	struct ledger *l;                /* NULL: not holding */
+	struct ledger_req *head, *tail;
+	uint64_t n;
+};
+static _Thread_local struct held_reqs held;
 
-	if (rc < 0)
-		return rc;
-	r->next = NULL;
-	r->result = 0;
+/* Appends the chain head..tail (n requests) to l's queue with one lock and
+ * at most one wakeup; 0 or -ESHUTDOWN (nothing appended). */
+static int enqueue(struct ledger *l, struct ledger_req *head, struct ledger_req *tail,
+		   uint64_t n)
+{
+	int wake;
+
 	pthread_mutex_lock(&l->qlock);
 	if (l->stopping) {
 		pthread_mutex_unlock(&l->qlock);
 		return -ESHUTDOWN;
 	}
 	if (l->tail)
-		l->tail->next = r;
+		l->tail->next = head;
 	else
-		l->head = r;
-	l->tail = r;
-	l->queued++;
+		l->head = head;
+	l->tail = tail;
+	l->queued += n;
 	wake = l->waiting;
 	pthread_mutex_unlock(&l->qlock);
 	if (wake)
 		pthread_cond_signal(&l->qcond);
 	return 0;
+}
+
+int ledger_submit(struct ledger *l, struct ledger_req *r)
+{
+	int rc = req_check(r);
+
+	if (rc < 0)
+		return rc;
+	r->next = NULL;
+	r->result = 0;
+	if (held.l == l) {
+		if (held.tail)
+			held.tail->next = r;
+		else
+			held.head = r;
+		held.tail = r;
+		held.n++;
+		return 0;
+	}
+	return enqueue(l, r, r, 1);
+}
+
+void ledger_hold(struct ledger *l)
+{
+	if (held.l && held.l != l)
+		ledger_release(held.l);
+	held.l = l;
+}
+
+void ledger_flush(struct ledger *l)
+{
+	struct ledger_req *r, *next;
+
+	if (held.l != l || !held.head)
+		return;
+	r = held.head;
+	if (enqueue(l, held.head, held.tail, held.n) < 0) {
+		/* Accepted by ledger_submit: done() is owed, now. */
+		for (; r; r = next) {
+			next = r->next;
+			r->result = -ESHUTDOWN;
+			r->done(r, -ESHUTDOWN);
+		}
+	}
+	held.head = held.tail = NULL;
+	held.n = 0;
+}
+
+void ledger_release(struct ledger *l)
+{
+	ledger_flush(l);
+	if (held.l == l)
+		held.l = NULL;
 }
 
 /* Stores the idempotency record of r (order_id NULL for a RESULT). */

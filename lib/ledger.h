@@ -182,6 +182,18 @@ struct ledger_req {
  * ledger is closing): done() is never called. Never blocks on I/O. */
 int ledger_submit(struct ledger *l, struct ledger_req *r);
 
+/* Between ledger_hold and ledger_release (same thread), ledger_submit only
+ * checks a request and keeps it in a thread-local list; ledger_flush and
+ * ledger_release append the whole list with one lock and one wakeup, so a
+ * worker that confirms a burst of orders lands them in one batch instead
+ * of waking the ledger thread for the first alone. Requests accepted while
+ * holding get their done() as usual (with -ESHUTDOWN, from the releasing
+ * thread, if the ledger closed meanwhile). Hold around a short run of work,
+ * never across a wait. */
+void ledger_hold(struct ledger *l);
+void ledger_flush(struct ledger *l);
+void ledger_release(struct ledger *l);
+
 /* Writes the default code of ticket n (1-based) of order id: "<id>-<n>".
  * Returns its length, or -ENAMETOOLONG if it does not fit in len. */
 int ledger_ticket_code(const char *order_id, unsigned n, char *buf, size_t len);

@@ -481,6 +481,43 @@ static void test_stats(struct ledger *l)
 	   ledger_hist_bound(LEDGER_HIST_BUCKETS - 1) == UINT64_MAX, "histogram bounds");
 }
 
+/* ledger_hold: submissions wait in the thread until the release, then
+ * commit in one batch. */
+static void test_hold(struct ledger *l)
+{
+	struct waiter w[3];
+	struct ledger_stats before, after;
+	char id[3][16];
+	int called = 0, good = 1;
+
+	ledger_stats(l, &before);
+	ledger_hold(l);
+	for (int i = 0; i < 3; i++) {
+		waiter_init(&w[i], LEDGER_OP_ORDER);
+		snprintf(id[i], sizeof(id[i]), "held-%d", i);
+		w[i].req.order = (struct ledger_order_in){ .id = id[i], .event = "hold",
+			.tier = SELLER_GENERAL, .pool = SELLER_GENERAL, .quantity = 1,
+			.buyer = "h" };
+		good &= ledger_submit(l, &w[i].req) == 0;
+	}
+	usleep(50000); /* the ledger thread has had every chance to run */
+	for (int i = 0; i < 3; i++) {
+		pthread_mutex_lock(&w[i].lock);
+		called += w[i].called;
+		pthread_mutex_unlock(&w[i].lock);
+	}
+	ok(good && called == 0, "held submissions are accepted and wait in the thread");
+	ledger_release(l);
+	for (int i = 0; i < 3; i++) {
+		good &= waiter_wait(&w[i]) == 0;
+		waiter_fini(&w[i]);
+	}
+	ledger_stats(l, &after);
+	ok(good && after.batches == before.batches + 1 && after.orders == before.orders + 3,
+	   "the release commits all three in one batch (%llu batch(es))",
+	   (unsigned long long)(after.batches - before.batches));
+}
+
 int main(void)
 {
 	char *dir = tmpdir_make(), err[512], sub[600];
@@ -502,6 +539,7 @@ int main(void)
 		test_checks(l);
 		test_idempotency(l);
 		test_refunds(l);
+		test_hold(l);
 		test_stats(l);
 		ledger_close(l);
 	}
