@@ -371,6 +371,7 @@ static int run(struct conf **cp, const struct options *o)
 	struct job_env env;
 	struct event *sigs[3] = { NULL, NULL, NULL };
 	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	sigset_t mainsigs;
 	/* Read once: the beat period of loops and workers follows from it. */
 	uint64_t wd_usec = sysd_watchdog_usec();
 	unsigned tick_ms = service_tick_ms(wd_usec);
@@ -385,6 +386,14 @@ static int run(struct conf **cp, const struct options *o)
 	char err[512];
 
 	signal(SIGPIPE, SIG_IGN);
+	/* SIGTERM, SIGINT and SIGHUP go to the main thread only: every thread
+	 * started from here on inherits them blocked (unblocked before the
+	 * main loop runs; one arriving meanwhile waits, pending). */
+	sigemptyset(&mainsigs);
+	sigaddset(&mainsigs, SIGTERM);
+	sigaddset(&mainsigs, SIGINT);
+	sigaddset(&mainsigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mainsigs, NULL);
 	if (evthread_use_pthreads() < 0) {
 		log_err("libevent: no pthreads support");
 		return 1;
@@ -493,6 +502,7 @@ static int run(struct conf **cp, const struct options *o)
 		   catalog_count(d.cat), c->io_threads, c->workers, c->core->name,
 		   conf_payment_mode_name(c->payment.mode), c->payment.latency_ms,
 		   c->state_dir, (unsigned long long)orders_epoch(orders));
+	pthread_sigmask(SIG_UNBLOCK, &mainsigs, NULL);
 	service_ready(d.svc);
 	event_base_dispatch(d.base);
 	rc = 0;
