@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +173,21 @@ static void reap(struct pool *p)
 	}
 }
 
+/* Starts w's thread with every signal blocked: signals are the caller's
+ * business (the daemon's main thread), also for a worker a reload starts
+ * after the main thread unblocked them. Returns 0 or an errno. */
+static int create_worker(struct pool_worker *w)
+{
+	sigset_t all, old;
+	int rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 /* Starts threads until n are running; lock not held. Returns 0 or -errno
  * (the threads started so far keep running). */
 static int spawn(struct pool *p, unsigned n)
@@ -192,7 +208,7 @@ static int spawn(struct pool *p, unsigned n)
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);
-		rc = pthread_create(&w->thread, NULL, worker_main, w);
+		rc = create_worker(w);
 		if (rc) {
 			pthread_mutex_lock(&p->lock);
 			w->state = WORKER_FREE;
