@@ -177,8 +177,9 @@ def bad_reloads(t):
 def dropped_in_flight():
     """One worker, blocking payments of 1 s: a purchase for "late" waits in
     the queue behind another while a reload drops "late" (unsold so far)."""
-    conf = base_config(workers=1, payment={"mode": "blocking", "latency_ms": 1000},
-                       limits={"request_timeout_ms": 3000})
+    latency = int(1000 * SCALE)   # the sleeps below are fractions of it
+    conf = base_config(workers=1, payment={"mode": "blocking", "latency_ms": latency},
+                       limits={"request_timeout_ms": 4 * latency})
     conf["events"].append({"id": "late", "tiers": {"general": 5}})
     with SdTicketd(conf) as t:
         t.ready()
@@ -186,11 +187,11 @@ def dropped_in_flight():
         first = threading.Thread(target=lambda: res.update(
             a=t.purchase("concert", buyer="first").status))
         first.start()
-        time.sleep(0.3 * SCALE)   # the worker is in the first payment now
+        time.sleep(0.3 * latency / 1000)   # the worker is in the first payment now
         second = threading.Thread(target=lambda: res.update(
             b=t.purchase("late", buyer="second").status))
         second.start()
-        time.sleep(0.2 * SCALE)   # queued behind it, not reserved yet
+        time.sleep(0.2 * latency / 1000)   # queued behind it, not reserved yet
         t.config["events"] = [e for e in t.config["events"] if e["id"] != "late"]
         t.write_config()
         t.reload()
@@ -199,6 +200,8 @@ def dropped_in_flight():
         log = t.stderr()
         tap.ok("reload refused" not in log and t.event("late") is None,
                "an unsold event is dropped while a purchase for it is queued")
+        if "reload refused" in log:
+            tap.diag(log[-1500:])
         tap.eq(res, {"a": 201, "b": 201}, "the queued purchase still completes (201)")
         deadline = time.monotonic() + 15 * SCALE
         while "a purchase in flight when a reload dropped it" not in t.stderr() and \
