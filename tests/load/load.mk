@@ -5,7 +5,8 @@
 load_scripts = tests/load/wrk_common.lua tests/load/flash_sale.lua \
 	tests/load/purchase_mix.lua tests/load/post_static.lua \
 	tests/load/loadtool.py
-EXTRA_DIST += $(load_scripts) tests/load/bench_http.sh tests/load/load.mk
+EXTRA_DIST += $(load_scripts) tests/load/bench_http.sh tests/load/load.mk \
+	docs/bench-http-run.txt
 
 # Starts the real ticketd and runs the scripts against it; skips without wrk.
 TESTS += tests/load/test_load_scripts.sh
