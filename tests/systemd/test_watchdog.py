@@ -79,8 +79,12 @@ def stalled_loop():
         ready = t.ready()
         pre = t.sd.wait_message("WATCHDOG=1", after=ready, timeout=WD)
         tap.ok(pre is not None, "before the stall, pings flow")
-        # The stall begins stall_ms after start; let a ping already due arrive.
-        time.sleep(max(0.0, t.sd.started + stall_ms / 1000 + WD / 2 - time.monotonic()))
+        # The stall begins stall_ms after the loops start, and says so; a
+        # check right after it may still see the beats from before it.
+        deadline = time.monotonic() + 30 * WD
+        while "stalling on purpose" not in t.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.6 * WD)
         t_stall = time.monotonic()
         time.sleep(2.5 * WD)
         late = t.sd.watchdog_times(since=t_stall)
