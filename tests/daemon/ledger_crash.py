@@ -61,7 +61,7 @@ def new_purchase(i):
 
 
 def client(i, stop, until_sold_out):
-    """Buys until stop is set, the connection is cut, or (round 4) sold out."""
+    """Buys until stop is set, the connection is cut, or (round 4) its pools are empty."""
     conn = d.connect()
     try:
         while not stop.is_set():
@@ -83,7 +83,10 @@ def client(i, stop, until_sold_out):
                     if kill_at[0] and tickets_201[0] >= kill_at[0][0]:
                         kill_at[0][1].set()
             elif r.status == 409:
-                if until_sold_out:
+                # A 409 only says fewer than this purchase's quantity were
+                # left; in the sell-out round keep buying (smaller quantities
+                # come) until the pools this buyer may use are empty.
+                if until_sold_out and json.loads(data).get("available", 0) == 0:
                     return
             else:
                 with lock:
