@@ -560,7 +560,20 @@ void service_reload(struct service *s)
 	}
 	/* Apply: the events first (the only step that can fail), then the
 	 * settings, then publish the snapshot the loops read. */
-	if (keep_running(s, old, c, &later) < 0 || retire_and_install(s, c) < 0) {
+	if (keep_running(s, old, c, &later) < 0) {
+		log_err("reload refused: out of memory");
+		goto drop;
+	}
+	/* keep_running may have kept workers 0 from the running configuration,
+	 * while the file's own check (conf.c) saw the file's worker count: a
+	 * blocking payment would then sleep on an event loop. */
+	if (c->workers == 0 && c->payment.mode == CONF_PAYMENT_BLOCKING) {
+		log_err("reload refused, still running on the previous configuration: "
+			"payment.mode \"blocking\" needs workers, and this daemon reserves "
+			"on its event loops (workers 0) until a restart");
+		goto drop;
+	}
+	if (retire_and_install(s, c) < 0) {
 		log_err("reload refused: out of memory");
 		goto drop;
 	}

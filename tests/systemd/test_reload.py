@@ -15,7 +15,8 @@ systemd (tests/systemd/sdharness.py). Covers:
   - an event dropped while a purchase for it waits in the queue: the purchase
     still sells, and a later check logs that the event now has sales;
   - with "workers": 0 (the loops reserve), a reload to 2 workers is kept
-    until a restart, with a warning, and the rest applies;
+    until a restart, with a warning, and the rest applies; a reload to a
+    blocking payment is refused there (it would sleep on an event loop);
   - reloads under load: clients buy from 8 threads while the config changes
     ten times; every reply is 201/402/409, each event's sold equals the
     quantities of its 201s, sold + available == capacity, the final
@@ -232,6 +233,16 @@ def inline_workers():
         tap.eq(t.purchase("concert", buyer="h").status, 201,
                "workers 0 again: 201, and no resize was attempted")
         tap.ok("reload: workers" not in t.stderr(), "no resize error logged")
+        # The file alone is valid (2 workers may block), but this daemon keeps
+        # reserving on its loops: a blocking payment there is refused whole.
+        t.config["workers"] = 2
+        t.config["payment"].update(mode="blocking", latency_ms=500, decline_rate=1.0)
+        t.write_config()
+        t.reload()
+        tap.ok('payment.mode "blocking" needs workers' in t.stderr(),
+               "workers 0: a reload to a blocking payment is refused, with the reason")
+        tap.eq(t.purchase("concert", buyer="h").status, 201,
+               "workers 0: the refused reload applied nothing (no decline, no sleep)")
         tap.eq(t.stop(), 0, "workers 0: exit 0")
 
 
