@@ -515,11 +515,13 @@ out:
 		pool_stop(d.pool);
 	if (reads)
 		pool_stop(reads);
-	if (d.cat && rc == 0)
-		log_figures(d.cat);
 	metrics_set_ledger(NULL, NULL);
 	orders_close(orders);
 	http_destroy(d.http);
+	/* After the loops released what never finished paying, and the last
+	 * commits were answered (a failed one gave its tickets back). */
+	if (d.cat && rc == 0)
+		log_figures(d.cat);
 	pool_destroy(d.pool);
 	pool_destroy(reads);
 	idem_destroy(idem);
