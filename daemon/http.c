@@ -1047,8 +1047,10 @@ static void route_purchase(struct http_loop *lp, struct evhttp_request *req,
 								: POOL_NORMAL);
 }
 
-static void route_order(struct http_loop *lp, struct evhttp_request *req,
-			const struct request_route *rt)
+/* Hands a request about one order (kind JOB_ORDER or JOB_REFUND) to a
+ * worker, with the id from the route; 503 if no job can be had. */
+static void submit_order_job(struct http_loop *lp, struct evhttp_request *req,
+			     const struct request_route *rt, enum job_kind kind)
 {
 	struct job *j = job_get(lp);
 
@@ -1056,7 +1058,7 @@ static void route_order(struct http_loop *lp, struct evhttp_request *req,
 		reply_error(lp, req, 503, "overloaded", "out of memory; retry shortly");
 		return;
 	}
-	j->kind = JOB_ORDER;
+	j->kind = kind;
 	j->ev = NULL;
 	memcpy(j->order_id, rt->id, rt->id_len);
 	j->order_id[rt->id_len] = '\0';
@@ -1100,7 +1102,6 @@ static void route_refund(struct http_loop *lp, struct evhttp_request *req,
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	struct request_error rerr;
-	struct job *j;
 
 	if (admin_authorize(lp->http->env->admin, evhttp_find_header(in, "Authorization"),
 			    &rerr) < 0) {
@@ -1110,18 +1111,7 @@ static void route_refund(struct http_loop *lp, struct evhttp_request *req,
 		reply_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
 		return;
 	}
-	j = job_get(lp);
-	if (!j) {
-		reply_error(lp, req, 503, "overloaded", "out of memory; retry shortly");
-		return;
-	}
-	j->kind = JOB_REFUND;
-	j->ev = NULL;
-	memcpy(j->order_id, rt->id, rt->id_len);
-	j->order_id[rt->id_len] = '\0';
-	j->req = req;
-	j->times.arrived = lp->req_t0;
-	submit(lp, j, POOL_NORMAL);
+	submit_order_job(lp, req, rt, JOB_REFUND);
 }
 
 /* evhttp's generic callback: every request that parsed lands here. */
@@ -1191,7 +1181,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		}
 		return;
 	case ROUTE_ORDER:
-		route_order(lp, req, &rt);
+		submit_order_job(lp, req, &rt, JOB_ORDER);
 		return;
 	case ROUTE_REFUND:
 		route_refund(lp, req, &rt);
