@@ -28,6 +28,7 @@
 
 #include "log.h"
 #include "pool.h"
+#include "thread.h"
 
 #define POOL_MAX_BATCH 16u
 
@@ -178,14 +179,7 @@ static void reap(struct pool *p)
  * after the main thread unblocked them. Returns 0 or an errno. */
 static int create_worker(struct pool_worker *w)
 {
-	sigset_t all, old;
-	int rc;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&w->thread, NULL, worker_main, w);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return rc;
+	return -thread_start(&w->thread, worker_main, w);
 }
 
 /* Starts threads until n are running; lock not held. Returns 0 or -errno

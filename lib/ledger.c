@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "ledger.h"
+#include "thread.h"
 #include "ledger_db.h"
 #include "log.h"
 
@@ -1432,15 +1433,10 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
  * daemon's main thread). 0 or -errno. */
 static int start_thread(struct ledger *l)
 {
-	sigset_t all, old;
-	int rc;
+	int rc = thread_start(&l->thread, ledger_main, l);
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&l->thread, NULL, ledger_main, l);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc)
-		return -rc;
+	if (rc < 0)
+		return rc;
 	pthread_setname_np(l->thread, "ledger");
 	l->thread_started = 1;
 	return 0;
