@@ -217,18 +217,10 @@ static void refunded(struct orders_commit *c, int status)
 void admin_refund_work(struct job *j)
 {
 	struct ledger_order *o = NULL;
-	int rc = orders_find(j->env->orders, j->order_id, &o);
+	int rc;
 
-	if (rc == -ENOENT) {
-		purchase_done(j, JOB_NOT_FOUND, 0);
+	if (purchase_find_order(j, &o))
 		return;
-	}
-	if (rc < 0) {
-		answer_error(&j->reply, 503, "unavailable", "the ledger cannot be read (%s)",
-			     strerror(-rc));
-		purchase_done(j, JOB_REPLY, 0);
-		return;
-	}
 	if (o->state == LEDGER_REFUNDED) {
 		free(o);
 		answer_error(&j->reply, 409, "already_refunded",

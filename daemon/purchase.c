@@ -147,22 +147,31 @@ static int64_t buyable(struct seller *s, enum seller_pool tier)
 	return n;
 }
 
-/* GET /v1/orders/{id}: the order as the ledger has it. */
-static void order_lookup(struct job *j)
+int purchase_find_order(struct job *j, struct ledger_order **o)
 {
-	struct ledger_order *o = NULL;
-	int rc = orders_find(j->env->orders, j->order_id, &o);
+	int rc = orders_find(j->env->orders, j->order_id, o);
 
 	if (rc == -ENOENT) {
 		purchase_done(j, JOB_NOT_FOUND, 0);
-		return;
+		return 1;
 	}
 	if (rc < 0) {
 		answer_error(&j->reply, 503, "unavailable", "the ledger cannot be read (%s)",
 			     strerror(-rc));
 		purchase_done(j, JOB_REPLY, 0);
-		return;
+		return 1;
 	}
+	return 0;
+}
+
+/* GET /v1/orders/{id}: the order as the ledger has it. */
+static void order_lookup(struct job *j)
+{
+	struct ledger_order *o = NULL;
+	int rc;
+
+	if (purchase_find_order(j, &o))
+		return;
 	rc = answer_order(&j->reply, 200, o, -1);
 	free(o);
 	purchase_done(j, rc < 0 ? JOB_FAILED : JOB_REPLY, rc);

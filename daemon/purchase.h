@@ -25,5 +25,10 @@ void purchase_settle(struct job *j);
 /* Ends a job off the loop (any thread): sets its result, lets go of its
  * Idempotency-Key, and hands it back to its loop. */
 void purchase_done(struct job *j, enum job_result result, int error);
+/* Reads order j->order_id from the ledger into *o (free() it). Returns 0,
+ * or 1 when j was already answered: 404 for no such order, 503 when the
+ * ledger cannot be read. */
+struct ledger_order;
+int purchase_find_order(struct job *j, struct ledger_order **o);
 
 #endif /* TICKETD_PURCHASE_H */
