@@ -223,6 +223,14 @@ case("pipelined: GET, purchase, bad JSON, GET, answered in order",
      get("/healthz") + post(b'{"buyer":"pipe"}', path=F) + post(b"{") + get("/v1/events/nope"),
      [(200, None), (201, None), (400, "invalid_json"), (404, "event_not_found")], "open",
      replies=4, sells=1)
+# The client shuts its side after sending (shutdown(SHUT_WR)): the daemon
+# sees EPOLLRDHUP while it holds the request (http.c's EV_CLOSED watch) and
+# must still answer every request it read, then close.
+case("purchase, then the client half-closes: 201, then closed",
+     post(b'{"buyer":"half"}', path=F), [(201, None)], "closed", shut=True, sells=1)
+case("two pipelined purchases, then a half-close: both answered, then closed",
+     post(b'{"buyer":"half2"}', path=F) + post(b'{"buyer":"half3"}', path=F),
+     [(201, None), (201, None)], "closed", replies=2, shut=True, sells=2)
 case("Expect: 100-continue", post(b"", path=F, length=15,
                                   headers=[(b"Expect", b"100-continue")]),
      [(100, None), (201, None)], "open", then=b'{"buyer":"100"}', sells=1)
@@ -245,6 +253,7 @@ results = []
 for name, request, expect, end, opts in cases:
     ex = exchange(d.host, d.port, request, replies=opts.get("replies", 1),
                   head=opts.get("head", False), then=opts.get("then"),
+                  shut=opts.get("shut", False),
                   linger=0.1, timeout=max(10, 4 * REQ_MS / 1000.0))
     got = [(r.status, r.code()) for r in ex.replies]
     ok = got == expect
