@@ -102,6 +102,7 @@ struct http_loop {
 	struct event *newconn_ev;         /* registers newly accepted connections */
 	struct event *resume_ev;          /* re-enables accepting */
 	struct event *flush_ev;           /* hands this iteration's jobs to the pool */
+	struct event *settle_ev;          /* ends an iteration's held payments */
 	struct guard_set *guards;         /* the connections' deadlines */
 	struct event *tick_ev;            /* bumps beat (watchdog), or NULL */
 	struct event *stall_ev;           /* the test hook's one-shot, or NULL */
@@ -117,6 +118,7 @@ struct http_loop {
 	unsigned inflight;                /* jobs out of the loop (pool, payment, commit) */
 	struct pool_task *pend[2];        /* jobs for the pool, per lane, newest first */
 	unsigned npend;
+	int settling;                     /* payment timers' commits held (settle_ev) */
 	unsigned busy;                    /* busy connections */
 	unsigned open;                    /* open connections */
 	unsigned long long accepted;      /* connections accepted, ever */
@@ -546,13 +548,35 @@ static void reply_job(struct http_loop *lp, struct job *j)
 	}
 }
 
+/* A payment is over: settles the purchase (its commit, or its release).
+ * The commits of every payment timer that fires in one loop iteration go to
+ * the ledger as one batch: the first holds this thread's submissions and
+ * activates settle_ev, which runs after the iteration's other timers (they
+ * were all made active before the first ran) and hands them over. */
 static void on_pay_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct job *j = arg;
+	struct http_loop *lp = j->loop;
 
 	(void)fd;
 	(void)what;
+	if (!lp->settling) {
+		lp->settling = 1;
+		orders_hold(lp->http->env->orders);
+		event_active(lp->settle_ev, EV_TIMEOUT, 0);
+	}
 	purchase_settle(j); /* ends in http_job_done, maybe at once */
+}
+
+/* Hands the iteration's held payment commits to the ledger (on_pay_timer). */
+static void on_settled(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_loop *lp = arg;
+
+	(void)fd;
+	(void)what;
+	lp->settling = 0;
+	orders_release(lp->http->env->orders);
 }
 
 /* Handles a job that came back to its loop: arms the payment timer, or
@@ -1379,6 +1403,10 @@ static void *loop_main(void *arg)
 	pthread_mutex_unlock(&h->start_lock);
 	if (event_base_loop(lp->base, 0) < 0)
 		log_err("loop %u: event loop failed", lp->index);
+	if (lp->settling) { /* stopped between a payment timer and on_settled */
+		lp->settling = 0;
+		orders_release(h->env->orders);
+	}
 	log_info("loop %u: served %llu requests on %llu connections (%llu cut off "
 		 "at a deadline)", lp->index,
 		 (unsigned long long)atomic_load(&lp->requests), lp->accepted,
@@ -1418,6 +1446,7 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 	lp->newconn_ev = event_new(lp->base, -1, 0, on_new_conns, lp);
 	lp->resume_ev = evtimer_new(lp->base, on_resume, lp);
 	lp->flush_ev = event_new(lp->base, -1, 0, on_flush, lp);
+	lp->settle_ev = event_new(lp->base, -1, 0, on_settled, lp);
 	if (guard_set_create(lp->base, &lp->guards) < 0)
 		lp->guards = NULL;
 	if (h->tick_ms)
@@ -1425,6 +1454,7 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 	if (h->stall_ms && index == 0)
 		lp->stall_ev = evtimer_new(lp->base, on_stall, lp);
 	if (!lp->wake_ev || !lp->newconn_ev || !lp->resume_ev || !lp->flush_ev ||
+	    !lp->settle_ev ||
 	    !lp->guards ||
 	    event_add(lp->wake_ev, NULL) < 0 ||
 	    (h->tick_ms && (!lp->tick_ev || event_add(lp->tick_ev, &tick) < 0)) ||
@@ -1594,6 +1624,8 @@ static void loop_free(struct http_loop *lp)
 		event_free(lp->resume_ev);
 	if (lp->flush_ev)
 		event_free(lp->flush_ev);
+	if (lp->settle_ev)
+		event_free(lp->settle_ev);
 	guard_set_free(lp->guards); /* evhttp_free closed every guarded connection */
 	if (lp->tick_ev)
 		event_free(lp->tick_ev);
