@@ -43,6 +43,8 @@
 #   BENCH_HTTP_RAW          1 = append every run's raw wrk output (1)
 #   BENCH_HTTP_KEEP         a directory to copy the configs, logs and raw
 #                           output to
+#   EVHTTP_HELLO            tests/bench/evhttp_hello (make sets it): evhttp's
+#                           own ceiling, printed next to nginx's
 #   BENCH_HTTP_NO_METRICS   a ticketd built with configure --disable-metrics:
 #                           section 5 adds it as "compiled out"
 set -u
@@ -66,6 +68,7 @@ ceiling=${BENCH_HTTP_CEILING:-$srcdir/../shared/anchors/nginx/ceiling.sh}
 raw=${BENCH_HTTP_RAW:-1}
 keep=${BENCH_HTTP_KEEP:-}
 nomet=${BENCH_HTTP_NO_METRICS:-}
+evhttp_hello=${EVHTTP_HELLO:-$(dirname "$ticketd")/../tests/bench/evhttp_hello}
 conns=64
 python=${PYTHON:-python3}
 huge=1000000000000 # CONF_MAX_TICKETS: the throughput event never sells out
@@ -269,8 +272,9 @@ echo
 # --- 1. ceiling ----------------------------------------------------------------
 # nginx's req/s per pinning mode, for the ratios.
 ngx_none=; ngx_split=; ngx_count=
+evh_none=; evh_split=
 echo "== 1. Ceiling: the same wrk command and body, nginx fixed reply vs ticketd purchase (payment 0 ms, sync $(echo $syncs | cut -d' ' -f1))"
-printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' server pin w req/s p50_ms p99_ms non2xx errors ratio
+printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s %7s\n' server pin w req/s p50_ms p99_ms non2xx errors ratio x_evhttp
 for p in none split; do
 	[ "$p" = split ] && [ "$pin" != split ] && continue
 	set_pin $p
@@ -283,6 +287,34 @@ for p in none split; do
 		set -- $(wrk_stats "$out")
 		eval "ngx_$p=$1"
 		printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' nginx $p - "$1" "$2" "$3" "$4" "$5" 1.00
+	fi
+	if [ -x "$evhttp_hello" ]; then
+		# evhttp's own ceiling: one loop, a fixed reply, the same wrk command.
+		out=$work/ceiling-evhttp-$p.txt
+		$srv_pin "$evhttp_hello" 0 >"$work/evhttp.port" 2>&1 &
+		bgpid=$!
+		hport=
+		i=0
+		while [ -z "$hport" ] && [ $i -lt 50 ]; do
+			sleep 0.1
+			hport=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$work/evhttp.port")
+			i=$((i + 1))
+		done
+		if [ -n "$hport" ]; then
+			$cli_pin wrk -t1 -c$conns -d${secs}s --latency -s "$loaddir/post_static.lua" \
+				"http://127.0.0.1:$hport/buy" >"$out" 2>&1
+			keep_raw "evhttp_hello fixed body, pin $p" "$out"
+			set -- $(wrk_stats "$out")
+			eval "ngx=\${ngx_$p:-}"
+			ratio=n/a
+			[ -n "$ngx" ] && ratio=$(awk -v a="$1" -v b="$ngx" 'BEGIN { printf "%.2f", a / b }')
+			eval "evh_$p=$1"
+			printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' evhttp $p - "$1" "$2" "$3" "$4" "$5" "$ratio"
+		else
+			echo "evhttp_hello did not start: $(cat "$work/evhttp.port")"
+		fi
+		kill -TERM $bgpid 2>/dev/null
+		wait $bgpid 2>/dev/null; bgpid=
 	fi
 	for core in $cores; do
 	for workers in $workers_list; do
@@ -298,12 +330,16 @@ for p in none split; do
 		eval "ngx=\${ngx_$p:-}"
 		ratio=n/a
 		[ -n "$ngx" ] && ratio=$(awk -v a="$1" -v b="$ngx" 'BEGIN { printf "%.2f", a / b }')
-		printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' "$core" $p $workers "$1" "$2" "$3" "$4" "$5" "$ratio"
+		eval "evh=\${evh_$p:-}"
+		evr=n/a
+		[ -n "$evh" ] && evr=$(awk -v a="$1" -v b="$evh" 'BEGIN { printf "%.2f", a / b }')
+		printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s %7s\n' "$core" $p $workers "$1" "$2" "$3" "$4" "$5" "$ratio" "$evr"
 	done
 	done
 done
 echo "(w: worker threads, 0 = reserve on the loop; non2xx must be 0: every static purchase"
-echo " is a 201 from an event that cannot sell out)"
+echo " is a 201 from an event that cannot sell out; ratio: of nginx's req/s; x_evhttp: of"
+echo " evhttp_hello's, evhttp's own ceiling: one loop answering a fixed body)"
 echo
 
 # --- 2. matrix -----------------------------------------------------------------

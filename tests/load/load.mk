@@ -17,8 +17,15 @@ dist_check_SCRIPTS += tests/load/test_load_scripts.sh
 # BENCH_HTTP_* variables (see the script's header), e.g.
 #   make bench-http BENCH_HTTP_SECONDS=2 BENCH_HTTP_CORES=mutex
 BENCH_RUNNERS += tests/load/bench_http.sh
-bench: daemon/ticketd
-bench-http: daemon/ticketd
+# evhttp's own ceiling (a fixed reply from one evhttp loop), printed next to
+# nginx's so the analysis can tell evhttp's cost from ticketd's.
+noinst_PROGRAMS += tests/bench/evhttp_hello
+tests_bench_evhttp_hello_SOURCES = tests/bench/evhttp_hello.c
+tests_bench_evhttp_hello_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_bench_evhttp_hello_LDADD = $(LIBEVENT_LIBS)
+bench: daemon/ticketd tests/bench/evhttp_hello
+bench-http: daemon/ticketd tests/bench/evhttp_hello
 	TICKETD='$(abs_top_builddir)/daemon/ticketd' TICKETD_SRCDIR='$(abs_top_srcdir)' \
+	EVHTTP_HELLO='$(abs_top_builddir)/tests/bench/evhttp_hello' \
 	PYTHON='$(PYTHON)' $(SHELL) $(top_srcdir)/tests/load/bench_http.sh
 .PHONY: bench-http
