@@ -38,6 +38,9 @@
 #   BENCH_HTTP_FLASH_TICKETS, BENCH_HTTP_FLASH_REQUESTS (10000, 100000)
 #   BENCH_HTTP_FLASH_PAYMENT_MS  payment latency in the flash sale (1, as
 #                           in the article)
+#   BENCH_HTTP_FLASH_CONFIGS  the flash sale's "payment_ms:sync" runs
+#                           ("1:full 0:off": the article's sale, then the
+#                           throughput target's settings)
 #   BENCH_HTTP_IDLE_CONNS   idle connections for the per-connection cost (1000)
 #   BENCH_HTTP_CEILING      path of ceiling.sh (../shared/anchors/nginx/)
 #   BENCH_HTTP_RAW          1 = append every run's raw wrk output (1)
@@ -410,9 +413,11 @@ echo " must be 0; x_nginx: ratio to nginx under the same counting script)"
 echo
 
 # --- 3. flash sale ---------------------------------------------------------------
-fsync=$(echo $syncs | awk '{ print $NF }')
-echo "== 3. Flash sale: $flash_tickets tickets, $flash_requests purchases from $conns connections, payment $flash_pay ms async, sync $fsync, pin $pin"
-printf '%-9s %2s %8s %9s %7s %7s %8s %8s %8s %8s %8s %6s %6s %7s\n' server w time_s req/s p50_ms p99_ms 201s 201_tkts GET_sold audit 409s other errors x_nginx
+# Each "pay:sync" of flash_configs: the article's sale (a 1 ms payment, every
+# commit synced) and the throughput target's (no payment wait, sync off).
+flash_configs=${BENCH_HTTP_FLASH_CONFIGS:-"$flash_pay:$(echo $syncs | awk '{ print $NF }') 0:$(echo $syncs | awk '{ print $1 }')"}
+echo "== 3. Flash sale: $flash_tickets tickets, $flash_requests purchases from $conns connections, payment async, pin $pin"
+printf '%-9s %2s %3s %4s %8s %9s %7s %7s %8s %8s %8s %8s %8s %6s %6s %7s\n' server w pay sync time_s req/s p50_ms p99_ms 201s 201_tkts GET_sold audit 409s other errors x_nginx
 ngx_flash=
 if [ $have_nginx -eq 1 ]; then
 	nginx_start
@@ -422,20 +427,22 @@ if [ $have_nginx -eq 1 ]; then
 	keep_raw "nginx, $flash_requests requests (flash_sale.lua quota, no drain)" "$out"
 	nginx_stop
 	ngx_flash=$(result "$out" elapsed)
-	printf '%-9s %2s %8.3f %9.0f %7.3f %7.3f %8s %8s %8s %8s %8s %6s %6s %7s\n' nginx - "$ngx_flash" \
+	printf '%-9s %2s %3s %4s %8.3f %9.0f %7.3f %7.3f %8s %8s %8s %8s %8s %6s %6s %7s\n' nginx - - - "$ngx_flash" \
 		"$(result "$out" rate)" "$(awk -v v="$(result "$out" p50_us)" 'BEGIN { print v / 1000 }')" \
 		"$(awk -v v="$(result "$out" p99_us)" 'BEGIN { print v / 1000 }')" - - - - - \
 		"$(result "$out" other)" "$(result "$out" errors)" 1.00
 fi
+for fc in $flash_configs; do
+fpay=${fc%%:*} fsync=${fc#*:}
 for core in $cores; do
 for workers in $workers_list; do
-	st=$work/flash-$core-w$workers
-	gen_conf "$st.conf" "$core" "$flash_pay" "$fsync" "$st.state"
+	st=$work/flash-$core-w$workers-p$fpay-$fsync
+	gen_conf "$st.conf" "$core" "$fpay" "$fsync" "$st.state"
 	start_ticketd "$st.conf"
 	out=$st.wrk
 	$cli_pin wrk -t1 -c$conns -d120s --latency -s "$loaddir/flash_sale.lua" \
 		"http://127.0.0.1:$dport" -- event=flash-sale quota=$flash_requests >"$out" 2>&1
-	keep_raw "ticketd $core (workers $workers) flash sale: $flash_tickets tickets, $flash_requests purchases" "$out"
+	keep_raw "ticketd $core (workers $workers, payment $fpay ms, sync $fsync) flash sale: $flash_tickets tickets, $flash_requests purchases" "$out"
 	if ! no_result "$out"; then
 		stop_ticketd
 		continue
@@ -448,21 +455,22 @@ for workers in $workers_list; do
 		arc=$?
 		audit=$(awk '$1 == "flash-sale" && $2 == "general" { print $4 }' "$st.audit")
 		[ $arc -eq 0 ] && grep -q '^audit: OK' "$st.audit" || { audit="FAIL:${audit:-?}"; failed=$((failed + 1)); }
-		{ echo "### --audit after the $core (workers $workers) flash sale"; cat "$st.audit"; echo; } >"$work/raw/$(printf %03d $run_no)a"
+		{ echo "### --audit after the $core (workers $workers, payment $fpay ms, sync $fsync) flash sale"; cat "$st.audit"; echo; } >"$work/raw/$(printf %03d $run_no)a"
 	fi
 	s201=$(result "$out" s201) tk=$(result "$out" tickets) el=$(result "$out" elapsed)
 	if [ "$tk" != "$flash_tickets" ] || [ "$get_sold" != "$flash_tickets" ] || [ "$s201" != "$flash_tickets" ] ||
 	   { [ "$audit" != n/a ] && [ "$audit" != "$flash_tickets" ]; } || [ "$(result "$out" unanswered)" != 0 ] ||
 	   [ "$(result "$out" replies)" != "$flash_requests" ]; then
 		failed=$((failed + 1))
-		echo "CHECK FAILED: $core w$workers flash sale: 201s $s201, tickets $tk, GET sold $get_sold, audit $audit (want $flash_tickets)"
+		echo "CHECK FAILED: $core w$workers pay $fpay sync $fsync flash sale: 201s $s201, tickets $tk, GET sold $get_sold, audit $audit (want $flash_tickets)"
 	fi
 	x=n/a
 	[ -n "$ngx_flash" ] && x=$(awk -v a="$el" -v b="$ngx_flash" 'BEGIN { printf "%.2f", a / b }')
-	printf '%-9s %2s %8.3f %9.0f %7.3f %7.3f %8s %8s %8s %8s %8s %6s %6s %7s\n' "$core" "$workers" "$el" \
+	printf '%-9s %2s %3s %4s %8.3f %9.0f %7.3f %7.3f %8s %8s %8s %8s %8s %6s %6s %7s\n' "$core" "$workers" "$fpay" "$fsync" "$el" \
 		"$(result "$out" rate)" "$(awk -v v="$(result "$out" p50_us)" 'BEGIN { print v / 1000 }')" \
 		"$(awk -v v="$(result "$out" p99_us)" 'BEGIN { print v / 1000 }')" "$s201" "$tk" "$get_sold" \
 		"$audit" "$(result "$out" s409)" "$(result "$out" other)" "$(result "$out" errors)" "$x"
+done
 done
 done
 echo "(time_s: first request to the last purchase reply; x_nginx: time as a multiple of nginx's"
