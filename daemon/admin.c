@@ -183,7 +183,11 @@ static void refunded(struct orders_commit *c, int status)
 	int rc;
 
 	if (status == 0) {
-		ev = catalog_find(j->env->catalog, r->refunded.event, strlen(r->refunded.event));
+		/* The event may be off sale (a reload dropped it after this
+		 * order sold): its seller still takes the tickets back, so a
+		 * later reload that puts it on sale again starts right. */
+		ev = catalog_find_any(j->env->catalog, r->refunded.event,
+				      strlen(r->refunded.event));
 		rc = ev ? seller_release(ev->seller, r->refunded.pool, r->refunded.quantity)
 			: -ENOENT;
 		if (rc < 0)

@@ -3,8 +3,10 @@
  * events on sale are an immutable index (an array of event pointers)
  * published through one atomic pointer: readers (every loop, any worker)
  * load it and never lock; catalog_update, on the main thread, builds a new
- * index and publishes it. Events and old indexes are never freed before
- * catalog_destroy, so a pointer any thread got stays valid. The sellers it
+ * index and publishes it. A second index, published the same way, holds
+ * every event ever made (on sale or dropped), for catalog_find_any. Events
+ * and old indexes are never freed before catalog_destroy, so a pointer any
+ * thread got stays valid. The sellers it
  * creates are the cores' business (each guards its own counters).
  */
 #include "config.h"
@@ -27,10 +29,11 @@ struct catalog_index {
 
 struct catalog {
 	_Atomic(struct catalog_index *) cur; /* published: acquire/release */
+	_Atomic(struct catalog_index *) made; /* every event made, published */
 	/* Below: the updating thread's alone. */
 	struct catalog_index **old;          /* indexes replaced, freed at destroy */
 	size_t nold;
-	struct catalog_event **all;          /* every event ever made, on sale or not */
+	struct catalog_event **all;          /* every event ever made (made's source) */
 	size_t nall, capall;
 	catalog_sold_fn sold;                /* what the ledger says was sold */
 	void *sold_arg;
@@ -53,6 +56,16 @@ static struct catalog_index *index_new(size_t n)
 
 	if (x)
 		x->n = n;
+	return x;
+}
+
+/* A new "made" index: the first n events of cat->all; NULL if no memory. */
+static struct catalog_index *made_index(const struct catalog *cat, size_t n)
+{
+	struct catalog_index *x = index_new(n);
+
+	if (x)
+		memcpy(x->ev, cat->all, n * sizeof(x->ev[0]));
 	return x;
 }
 
@@ -155,7 +168,7 @@ int catalog_create(const struct conf *c, catalog_sold_fn sold, void *arg,
 		   struct catalog **out, char *err, size_t errlen)
 {
 	struct catalog *cat = calloc(1, sizeof(*cat));
-	struct catalog_index *x = index_new(c->nevents);
+	struct catalog_index *x = index_new(c->nevents), *made;
 	int rc = -ENOMEM;
 
 	if (!cat || !x) {
@@ -171,6 +184,13 @@ int catalog_create(const struct conf *c, catalog_sold_fn sold, void *arg,
 		if (rc < 0)
 			goto fail;
 	}
+	made = made_index(cat, cat->nall);
+	if (!made) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	atomic_init(&cat->made, made);
 	*out = cat;
 	return 0;
 fail:
@@ -190,12 +210,13 @@ struct catalog_event *catalog_find_made(const struct catalog *cat, const char *i
 int catalog_update(struct catalog *cat, const struct conf *c,
 		   char *err, size_t errlen)
 {
-	struct catalog_index *x = index_new(c->nevents), *prev;
+	struct catalog_index *x = index_new(c->nevents), *prev, *newmade = NULL;
 	struct catalog_index **old;
 	size_t made = cat->nall;
 	int rc = -ENOMEM;
 
-	old = realloc(cat->old, (cat->nold + 1) * sizeof(*old));
+	/* Room for the two indexes this update may replace. */
+	old = realloc(cat->old, (cat->nold + 2) * sizeof(*old));
 	if (old)
 		cat->old = old;
 	if (!x || !old) {
@@ -210,6 +231,11 @@ int catalog_update(struct catalog *cat, const struct conf *c,
 			if (rc < 0)
 				goto fail;
 		}
+	}
+	if (cat->nall > made && !(newmade = made_index(cat, cat->nall))) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
 	}
 	/* Then what cannot: growth the caller checked (seller_grow refuses
 	 * only add <= 0 and overflow, and capacities are at most 10^12). */
@@ -234,6 +260,10 @@ int catalog_update(struct catalog *cat, const struct conf *c,
 	}
 	prev = atomic_exchange_explicit(&cat->cur, x, memory_order_acq_rel);
 	cat->old[cat->nold++] = prev;
+	if (newmade) {
+		prev = atomic_exchange_explicit(&cat->made, newmade, memory_order_acq_rel);
+		cat->old[cat->nold++] = prev;
+	}
 	return 0;
 fail:
 	/* Events made for this update are not on sale anywhere yet. */
@@ -254,6 +284,7 @@ void catalog_destroy(struct catalog *cat)
 	free(cat->old);
 	free(cat->all);
 	free(atomic_load(&cat->cur));
+	free(atomic_load(&cat->made));
 	free(cat);
 }
 
@@ -281,6 +312,21 @@ struct catalog_event *catalog_find(const struct catalog *cat, const char *id,
 				   size_t len)
 {
 	struct catalog_index *x = cur_index(cat);
+
+	for (size_t i = 0; i < x->n; i++) {
+		struct catalog_event *e = x->ev[i];
+
+		if (e->id_len == len && memcmp(e->id, id, len) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+struct catalog_event *catalog_find_any(const struct catalog *cat, const char *id,
+				       size_t len)
+{
+	struct catalog_index *x = atomic_load_explicit(&((struct catalog *)cat)->made,
+						       memory_order_acquire);
 
 	for (size_t i = 0; i < x->n; i++) {
 		struct catalog_event *e = x->ev[i];

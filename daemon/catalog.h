@@ -68,9 +68,14 @@ struct catalog_event *const *catalog_events(const struct catalog *cat, size_t *n
  * may see two sets unless made on the updating thread. */
 size_t catalog_count(const struct catalog *cat);
 struct catalog_event *catalog_at(const struct catalog *cat, size_t i);
-/* Finds an event by id (id[0..len)); NULL if none. */
+/* Finds an event on sale by id (id[0..len)); NULL if none. Any thread. */
 struct catalog_event *catalog_find(const struct catalog *cat, const char *id,
 				   size_t len);
+/* Finds an event ever made by id, on sale or dropped by a reload (a refund
+ * of its order must still return the tickets to its seller); NULL if none.
+ * Any thread. */
+struct catalog_event *catalog_find_any(const struct catalog *cat, const char *id,
+				       size_t len);
 /* True if code[0..len) is the event's vip_code (constant time in len). */
 int catalog_vip_code_ok(const struct catalog_event *ev, const char *code,
 			size_t len);

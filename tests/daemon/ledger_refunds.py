@@ -12,13 +12,19 @@
     file that does not exist is a start-up error.
   - With "workers": 0 (the loops reserve themselves) refunds, order reads
     and keyed purchases, which read the ledger, work the same.
+  - An order sold for an event a reload dropped (its purchase was queued
+    during the reload): its refund gives the tickets back to that event's
+    seller, so a reload that restores the event shows them available.
 """
 import os
+import signal
 import sys
 import tempfile
+import threading
+import time
 
 import tap
-from ticketd_test import Daemon, base_config, is_error_body, run_ticketd, watchdog
+from ticketd_test import SCALE, Daemon, base_config, is_error_body, run_ticketd, watchdog
 
 watchdog(120)
 tmp = tempfile.mkdtemp(prefix="refunds-")
@@ -152,6 +158,68 @@ r = refund(a.json["order"], GOOD)
 tap.eq((r.status, r.json and r.json["state"]), (200, "refunded"), "workers 0: a refund")
 tap.eq(d.event("concert")["tiers"]["general"]["sold"], 0, "workers 0: stock back")
 d.finish("workers-0 daemon")
+
+# ---- a refund of an order whose event a reload dropped ------------------------------------------
+# A purchase queued before a reload that drops its event (no sales yet, so
+# the reload is allowed) still sells when a worker reaches it. Refunding
+# that order must give the tickets back to the event's seller even though
+# the event is off sale: a later reload that puts it on sale again shows
+# them available. The single worker is kept busy by a blocking payment so
+# the second purchase waits in the queue while the reload happens.
+PAY_MS = int(1500 * SCALE)
+conf = base_config(admin_token_file=token_file, workers=1,
+                   payment={"latency_ms": PAY_MS, "mode": "blocking"},
+                   events=[{"id": "keep", "tiers": {"general": 5}},
+                           {"id": "gone", "tiers": {"general": 3}}])
+d = Daemon(conf).start()
+replies = {}
+
+
+def buy(event):
+    replies[event] = d.purchase(event, buyer="late-" + event)
+
+
+def reload_with(events):
+    """Writes the config with these events, sends SIGHUP, waits for the
+    daemon to log that it reloaded; returns that log line."""
+    offset = len(d.log().encode("utf-8"))
+    d.config["events"] = events
+    d.write_config()
+    d.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10 * SCALE
+    while time.monotonic() < deadline:
+        lines = [ln for ln in d.log(offset).splitlines() if "reload" in ln]
+        if lines:
+            return lines[-1]
+        time.sleep(0.02)
+    return ""
+
+
+t_keep = threading.Thread(target=buy, args=("keep",))
+t_keep.start()
+time.sleep(0.3 * SCALE)               # the worker is now asleep in keep's payment
+t_gone = threading.Thread(target=buy, args=("gone",))
+t_gone.start()
+time.sleep(0.2 * SCALE)               # gone's purchase waits in the queue
+line = reload_with([{"id": "keep", "tiers": {"general": 5}}])
+tap.ok("reloaded" in line, "a reload drops the event while its purchase is queued: %s" % line)
+t_keep.join(30 * SCALE)
+t_gone.join(30 * SCALE)
+late = replies.get("gone")
+tap.ok(late is not None and late.status == 201 and late.json["event"] == "gone",
+       "the queued purchase of the dropped event still sold (201): %r" % late)
+tap.eq(d.get("/v1/events/gone").status, 404, "the dropped event is off sale")
+if late is not None and late.status == 201:
+    r = refund(late.json["order"], GOOD)
+    tap.eq((r.status, r.json and r.json.get("state")), (200, "refunded"),
+           "its order is refunded")
+line = reload_with([{"id": "keep", "tiers": {"general": 5}},
+                    {"id": "gone", "tiers": {"general": 3}}])
+tap.ok("reloaded" in line, "a reload puts the event back on sale: %s" % line)
+g = d.event("gone")["tiers"]["general"]
+tap.eq((g["sold"], g["available"]), (0, 3),
+       "back on sale, the refunded ticket is available again (sold 0, available 3)")
+d.finish("dropped-event daemon")
 
 # ---- a configured token file that is missing: start-up error --------------------------------------------------
 d = Daemon(base_config(admin_token_file=os.path.join(tmp, "nope")))
