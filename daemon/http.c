@@ -5,7 +5,8 @@
  * connections, a free list of jobs and a completion queue.
  *
  * What crosses threads, and how:
- *  - loop -> pool: pool_submit() of a job the loop filled (the pool's lock);
+ *  - loop -> pool: pool_submit_list() of the jobs the loop filled in one
+ *    iteration (the pool's lock, once);
  *    with "workers": 0 (fixed at start) nothing goes to the pool: the loop
  *    reserves itself (run_inline), and a job comes back to it at once;
  *  - worker/ledger -> loop: http_job_done() pushes the job on the loop's
@@ -57,6 +58,7 @@
 
 #include "guard.h"
 #include "admin.h"
+#include "evreply.h"
 #include "http.h"
 #include "idem.h"
 #include "log.h"
@@ -242,38 +244,6 @@ fail:
 
 static struct conn_slot *slot_of(struct http_loop *lp, struct evhttp_connection *evcon);
 
-/* evhttp_send_reply, then the write itself, now. evhttp only queues the
- * reply and enables the write event: the socket is written in the next
- * iteration, after an epoll_ctl to add the write interest and another to
- * remove it. Writing here instead, and telling the bufferevent its output
- * drained (which runs evhttp's "reply sent": the request is freed and the
- * connection reads again), folds the enable/disable pair into nothing in
- * libevent's changelist and saves a loop iteration. What the socket does
- * not take now (a full send buffer, an error) stays queued, and the write
- * event evhttp enabled finishes it or reports the error as before. req
- * (and, after "Connection: close", its connection) may be gone on return. */
-static void send_now(struct evhttp_request *req, int code)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	struct evbuffer *out;
-	evutil_socket_t fd;
-
-	if (bev)
-		bufferevent_incref(bev);
-	evhttp_send_reply(req, code, NULL, NULL);
-	if (!bev)
-		return;
-	out = bufferevent_get_output(bev);
-	fd = bufferevent_getfd(bev);
-	while (fd >= 0 && evbuffer_get_length(out) > 0)
-		if (evbuffer_write(out, fd) <= 0)
-			break;
-	if (fd >= 0 && evbuffer_get_length(out) == 0)
-		bufferevent_trigger(bev, EV_WRITE, 0);
-	bufferevent_decref(bev);
-}
-
 /* Sends what the output buffer holds with status code. */
 static void send_reply(struct http_loop *lp, struct evhttp_request *req, int code)
 {
@@ -292,7 +262,7 @@ static void send_reply(struct http_loop *lp, struct evhttp_request *req, int cod
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
 				  "close");
 	metrics_reply(lp->req_route, code, lp->req_t0);
-	send_now(req, code);
+	evreply_send(req, code); /* written now: see lib/evreply.c */
 }
 
 /* Starts an error body {"error":code,"message":...} and leaves it open for

@@ -4,7 +4,7 @@
  * loop, one evhttp, every request answered 200 with nginx's fixed body
  * {"ok":true}; the request body is read and dropped. It is configured like
  * a ticketd loop (changelist, precise timers, the reply written in the
- * same iteration as ticketd's http.c does), so the gap
+ * same iteration by the same lib/evreply.c), so the gap
  * between it and ticketd is ticketd's own work (decode, reserve, ledger,
  * reply) and the gap between it and nginx is evhttp's.
  *
@@ -22,38 +22,22 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+
+#include "evreply.h"
 
 static const char body[] = "{\"ok\":true}";
 
-/* Answers every request with the fixed body and writes it at once. */
+/* Answers every request with the fixed body, written at once. */
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	struct evbuffer *out;
-	evutil_socket_t fd;
 
 	(void)arg;
 	evbuffer_drain(in, evbuffer_get_length(in));
 	evbuffer_add(evhttp_request_get_output_buffer(req), body, sizeof(body) - 1);
-	if (bev)
-		bufferevent_incref(bev);
-	evhttp_send_reply(req, 200, "OK", NULL);
-	if (!bev)
-		return;
-	out = bufferevent_get_output(bev);
-	fd = bufferevent_getfd(bev);
-	while (fd >= 0 && evbuffer_get_length(out) > 0)
-		if (evbuffer_write(out, fd) <= 0)
-			break;
-	if (fd >= 0 && evbuffer_get_length(out) == 0)
-		bufferevent_trigger(bev, EV_WRITE, 0);
-	bufferevent_decref(bev);
+	evreply_send(req, 200);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)

@@ -22,7 +22,7 @@ BENCH_RUNNERS += tests/load/bench_http.sh
 noinst_PROGRAMS += tests/bench/evhttp_hello
 tests_bench_evhttp_hello_SOURCES = tests/bench/evhttp_hello.c
 tests_bench_evhttp_hello_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
-tests_bench_evhttp_hello_LDADD = $(LIBEVENT_LIBS)
+tests_bench_evhttp_hello_LDADD = lib/libticket.la $(LIBEVENT_LIBS)
 bench: daemon/ticketd tests/bench/evhttp_hello
 bench-http: daemon/ticketd tests/bench/evhttp_hello
 	TICKETD='$(abs_top_builddir)/daemon/ticketd' TICKETD_SRCDIR='$(abs_top_srcdir)' \
