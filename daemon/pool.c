@@ -301,31 +301,6 @@ unsigned long long pool_heartbeat(struct pool *p)
 	return atomic_load_explicit(&p->beat, memory_order_relaxed);
 }
 
-int pool_submit(struct pool *p, struct pool_task *t, enum pool_lane lane)
-{
-	int rc = 0;
-
-	t->next = NULL;
-	pthread_mutex_lock(&p->lock);
-	if (p->stopping) {
-		rc = -ESHUTDOWN;
-	} else if (p->count >= p->depth) {
-		rc = -EAGAIN;
-	} else {
-		if (p->tail[lane])
-			p->tail[lane]->next = t;
-		else
-			p->head[lane] = t;
-		p->tail[lane] = t;
-		p->count++;
-		atomic_store_explicit(&p->queued, p->count, memory_order_relaxed);
-		if (p->idle)
-			pthread_cond_signal(&p->wake);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return rc;
-}
-
 int pool_submit_list(struct pool *p, struct pool_task **list, enum pool_lane lane)
 {
 	int n = 0;
@@ -357,6 +332,16 @@ int pool_submit_list(struct pool *p, struct pool_task **list, enum pool_lane lan
 			pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->lock);
 	return n;
+}
+
+int pool_submit(struct pool *p, struct pool_task *t, enum pool_lane lane)
+{
+	struct pool_task *list = t;
+	int n;
+
+	t->next = NULL;
+	n = pool_submit_list(p, &list, lane);
+	return n < 0 ? n : n == 1 ? 0 : -EAGAIN;
 }
 
 void pool_stop(struct pool *p)
