@@ -152,9 +152,13 @@ static void atomic_snapshot(struct seller *s, struct seller_snapshot *out)
 {
 	struct atomic_seller *a = (struct atomic_seller *)s;
 
+	/* sold first: capacity only grows and sold <= capacity at every
+	 * instant, so capacity read later is >= sold read earlier and the
+	 * available figure is never negative. (Capacity first could pair a
+	 * capacity from before a grow with sales made after it.) */
 	for (int i = 0; i < SELLER_NPOOLS; i++) {
-		out->capacity[i] = atomic_load(&a->pool[i].capacity);
 		out->sold[i] = atomic_load(&a->pool[i].sold);
+		out->capacity[i] = atomic_load(&a->pool[i].capacity);
 		out->available[i] = out->capacity[i] - out->sold[i];
 	}
 }

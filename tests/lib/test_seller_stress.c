@@ -1,8 +1,9 @@
 /*
  * test_seller_stress.c: threads hammer every safe core with mixed buyers
  * (general and VIP, qty 1..max_quantity) against less supply than demand,
- * round after round (the article's -count=100), with random releases and
- * grows interleaved. Each round ends in a quiet phase (reserves only, no
+ * round after round (the article's -count=100), with random releases,
+ * grows and snapshots interleaved (every snapshot must be possible: no pool
+ * with negative sold or available, or more available than its capacity). Each round ends in a quiet phase (reserves only, no
  * release or grow), and then checks, per pool, exactly:
  *   - capacity == initial capacity + every grow, and sold + available == capacity;
  *   - sold == initial sold + granted - released (no ticket lost or invented);
@@ -21,6 +22,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,11 @@
 #define DEFAULT_ROUNDS 100
 #endif
 #define MAX_THREADS 72
+#ifdef TICKETD_TSAN
+#define SNAPRACE_PAIRS 20000
+#else
+#define SNAPRACE_PAIRS 300000
+#endif
 
 struct round {
 	struct seller *s;
@@ -123,6 +130,26 @@ static void one_release(struct worker *w)
 	w->held[pool] -= qty;
 }
 
+/* A snapshot taken while others reserve, release and grow: each pool's
+ * figures must be possible at some instant (sold and available never
+ * negative, available never above capacity). */
+static void one_snapshot(struct worker *w)
+{
+	struct seller_snapshot snap;
+
+	seller_snapshot(w->r->s, &snap);
+	for (int p = 0; p < SELLER_NPOOLS; p++) {
+		if (snap.sold[p] < 0 || snap.available[p] < 0 ||
+		    snap.available[p] > snap.capacity[p]) {
+			diag("%s snapshot under load: capacity %" PRId64 ", sold %" PRId64
+			     ", available %" PRId64, seller_pool_name((enum seller_pool)p),
+			     snap.capacity[p], snap.sold[p],
+			     snap.available[p]);
+			w->errors++;
+		}
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -142,6 +169,8 @@ static void *worker_main(void *arg)
 				w->grown[pool] += add;
 			else
 				w->errors++;
+		} else if (x == 4 && w->id == 1) {
+			one_snapshot(w);
 		} else {
 			one_reserve(w, 0);
 		}
@@ -258,6 +287,64 @@ static int run_round(const struct seller_core *core, uint64_t seed, unsigned rou
 	return good;
 }
 
+/* The snapshot race: one thread grows a pool by one ticket and at once
+ * sells it, again and again, so sold keeps catching up with a capacity that
+ * keeps moving; another takes snapshots meanwhile. */
+struct snaprace {
+	struct seller *s;
+	atomic_int stop;
+	unsigned bad;          /* impossible snapshots seen */
+	struct seller_snapshot first_bad;
+};
+
+static void *snaprace_reader(void *arg)
+{
+	struct snaprace *sr = arg;
+
+	while (!atomic_load_explicit(&sr->stop, memory_order_relaxed)) {
+		struct seller_snapshot snap;
+
+		seller_snapshot(sr->s, &snap);
+		if (snap.available[SELLER_GENERAL] < 0 || snap.sold[SELLER_GENERAL] < 0 ||
+		    snap.available[SELLER_GENERAL] > snap.capacity[SELLER_GENERAL]) {
+			if (!sr->bad++)
+				sr->first_bad = snap;
+		}
+	}
+	return NULL;
+}
+
+/* Runs the snapshot race on core for pairs grow+reserve pairs; returns the
+ * number of impossible snapshots (0 expected). */
+static unsigned snapshot_race(const struct seller_core *core, unsigned pairs)
+{
+	struct seller_params p = { .capacity = { 1, 0 }, .sold = { 1, 0 }, .max_quantity = 1 };
+	struct snaprace sr = { 0 };
+	enum seller_pool from;
+	pthread_t reader;
+
+	if (seller_create(core, &p, &sr.s) < 0)
+		return 1;
+	atomic_init(&sr.stop, 0);
+	if (pthread_create(&reader, NULL, snaprace_reader, &sr) != 0) {
+		seller_destroy(sr.s);
+		return 1;
+	}
+	for (unsigned i = 0; i < pairs; i++) {
+		if (seller_grow(sr.s, SELLER_GENERAL, 1) < 0 ||
+		    seller_reserve(sr.s, SELLER_GENERAL, 1, &from) != SELLER_OK)
+			sr.bad++; /* the writer's own calls must succeed */
+	}
+	atomic_store(&sr.stop, 1);
+	pthread_join(reader, NULL);
+	if (sr.bad)
+		diag("%s: impossible snapshot: capacity %" PRId64 ", sold %" PRId64
+		     ", available %" PRId64, core->name, sr.first_bad.capacity[SELLER_GENERAL],
+		     sr.first_bad.sold[SELLER_GENERAL], sr.first_bad.available[SELLER_GENERAL]);
+	seller_destroy(sr.s);
+	return sr.bad;
+}
+
 /* True if core is to be run: the safe ones, or those named in list. */
 static int wanted(const struct seller_core *core, const char *list)
 {
@@ -294,6 +381,9 @@ int main(void)
 		   "%s: %u/%u rounds kept every invariant (%u refusals seen, %u bad answers)",
 		   core->name, t.rounds_ok, rounds, t.refusals, t.errors);
 		ok(t.refusals > 0, "%s: demand exceeded supply (%u refusals)", core->name, t.refusals);
+		ok(snapshot_race(core, SNAPRACE_PAIRS) == 0,
+		   "%s: %u grow-then-sell pairs against a snapshot reader: every snapshot possible",
+		   core->name, SNAPRACE_PAIRS);
 	}
 	return tap_done();
 }
