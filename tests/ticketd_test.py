@@ -161,6 +161,22 @@ class Daemon:
         self.kill()
         raise RuntimeError("ticketd was not ready after %ss:\n%s" % (timeout, self.log()))
 
+    def start_fails(self, *needles, timeout=10):
+        """Starts a daemon that must refuse to: True if it exited 1 before
+        listening and its log holds every needle. Removes the temp dir."""
+        try:
+            self.start(timeout=timeout)
+            started = True
+        except RuntimeError:
+            started = False
+        log = self.log()
+        ok = not started and self.proc.returncode == 1 and "listening" not in log \
+            and all(n in log for n in needles)
+        if not ok:
+            tap.diag(log[-2000:])
+        self.cleanup()
+        return ok
+
     def log(self, offset=0):
         """The daemon's stderr so far, from byte offset on."""
         try:

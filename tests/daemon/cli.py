@@ -159,15 +159,8 @@ tap.ok(rc == 1 and "bogus: unknown key" in err and "listening" not in err,
 blocker = os.path.join(tmp, "a-file")
 open(blocker, "w").close()
 d = Daemon(base_config(state_dir=os.path.join(blocker, "state")))
-try:
-    d.start(timeout=10)
-    started = True
-except RuntimeError:
-    started = False
-tap.ok(not started and d.proc.returncode == 1 and "state_dir" in d.log()
-       and "cannot create" in d.log() and "listening" not in d.log(),
+tap.ok(d.start_fails("state_dir", "cannot create"),
        "a state_dir that cannot be created: exit 1 before listening")
-d.cleanup()
 
 # ---- the state dir is created, and a taken port is an error ------------------------------------
 d = Daemon(base_config(state_dir=os.path.join(tmp, "new", "deep", "state")))

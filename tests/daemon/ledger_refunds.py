@@ -223,15 +223,8 @@ d.finish("dropped-event daemon")
 
 # ---- a configured token file that is missing: start-up error --------------------------------------------------
 d = Daemon(base_config(admin_token_file=os.path.join(tmp, "nope")))
-try:
-    d.start(timeout=10)
-    started = True
-except RuntimeError:
-    started = False
-tap.ok(not started and d.proc.returncode == 1 and "admin token" in d.log()
-       and "No such file" in d.log() and "listening" not in d.log(),
+tap.ok(d.start_fails("admin token", "No such file"),
        "admin_token_file that does not exist: exit 1 before listening")
-d.cleanup()
 
 import shutil  # noqa: E402
 shutil.rmtree(tmp, ignore_errors=True)
