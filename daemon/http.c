@@ -89,7 +89,6 @@ struct conn_slot {
 	int busy;                         /* a request is in our hands or its
 					   * reply is being written */
 	struct guard *guard;              /* its deadlines (guard.h) */
-	struct event *hup;                /* EV_CLOSED watch (on_peer_closed), or NULL */
 };
 
 struct http_loop {
@@ -727,12 +726,9 @@ static void conn_gone(struct http_loop *lp, struct conn_slot *s)
 			lp->busy--;
 		if (s->guard)
 			guard_close(s->guard);
-		if (s->hup)
-			event_free(s->hup); /* before evhttp closes the fd */
 		s->evcon = NULL;
 		s->busy = 0;
 		s->guard = NULL;
-		s->hup = NULL;
 	}
 	lp->open--;
 	left = atomic_fetch_sub(&h->nconn, 1) - 1;
@@ -781,41 +777,11 @@ static int slot_add(struct http_loop *lp, evutil_socket_t fd,
 	lp->slots[fd].evcon = evcon;
 	lp->slots[fd].busy = 0;
 	lp->slots[fd].guard = NULL;
-	lp->slots[fd].hup = NULL;
 	return 0;
 }
 
-/* The peer closed (or half-closed) its side: stop watching; evhttp sees the
- * end of the stream itself when it next reads. */
-static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
-{
-	struct http_loop *lp = arg;
-
-	(void)what;
-	if (fd >= 0 && (size_t)fd < lp->nslots && lp->slots[fd].hup)
-		event_del(lp->slots[fd].hup);
-}
-
-/* Keeps fd registered with epoll between requests. evhttp stops reading a
- * connection while its request is in our hands and starts again after the
- * reply; alone on the fd, that is an epoll_ctl DEL and a later ADD, the
- * kernel's dearest two (an epitem freed, allocated and hooked into the
- * socket's wait queue again). With this EV_CLOSED watch (EPOLLRDHUP, which
- * stays quiet until the peer closes) on the same fd, both become a cheap
- * MOD. Failing to make it costs only speed. */
-static void watch_peer(struct http_loop *lp, evutil_socket_t fd)
-{
-	struct event *ev = event_new(lp->base, fd, EV_CLOSED | EV_PERSIST, on_peer_closed, lp);
-
-	if (ev && event_add(ev, NULL) == 0)
-		lp->slots[fd].hup = ev;
-	else if (ev)
-		event_free(ev);
-}
-
 /* Runs in the same loop iteration as the accepts, after evhttp set the new
- * connections up: registers each one's close callback, sets TCP_NODELAY and
- * adds the EV_CLOSED watch. */
+ * connections up: registers each one's close callback and sets TCP_NODELAY. */
 static void on_new_conns(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_loop *lp = arg;
@@ -844,7 +810,6 @@ static void on_new_conns(evutil_socket_t fd, short what, void *arg)
 		} else {
 			setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			evhttp_connection_set_closecb(cbarg, on_conn_close, lp);
-			watch_peer(lp, cfd);
 		}
 		bufferevent_decref(bev);
 	}
