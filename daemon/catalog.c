@@ -258,12 +258,14 @@ int catalog_update(struct catalog *cat, const struct conf *c,
 					(long long)add, strerror(-rc));
 		}
 	}
-	prev = atomic_exchange_explicit(&cat->cur, x, memory_order_acq_rel);
-	cat->old[cat->nold++] = prev;
+	/* made first: whoever finds a new event through cur (and sells it)
+	 * then finds it through made too (a refund of that sale). */
 	if (newmade) {
 		prev = atomic_exchange_explicit(&cat->made, newmade, memory_order_acq_rel);
 		cat->old[cat->nold++] = prev;
 	}
+	prev = atomic_exchange_explicit(&cat->cur, x, memory_order_acq_rel);
+	cat->old[cat->nold++] = prev;
 	return 0;
 fail:
 	/* Events made for this update are not on sale anywhere yet. */
