@@ -188,7 +188,9 @@ def reload_with(events):
     d.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10 * SCALE
     while time.monotonic() < deadline:
-        lines = [ln for ln in d.log(offset).splitlines() if "reload" in ln]
+        # Not "SIGHUP: reloading ...": only the line that ends the reload.
+        lines = [ln for ln in d.log(offset).splitlines()
+                 if "reloaded " in ln or "reload refused" in ln]
         if lines:
             return lines[-1]
         time.sleep(0.02)
