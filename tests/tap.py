@@ -1,6 +1,7 @@
 """tap.py: a minimal TAP producer for the Python tests (read by automake's
 tap-driver.sh). ok() records one test point, skip() a skipped one, diag() a
-comment; done() prints the plan and returns the exit status for sys.exit().
+comment; done() prints the plan and returns the exit status for sys.exit();
+run(main) runs a test file's main() and exits with its status.
 """
 import sys
 
@@ -47,3 +48,14 @@ def done():
     """Prints the plan; returns the exit status."""
     print("1..%d" % _count, flush=True)
     return 1 if _failed else 0
+
+
+def run(main):
+    """Exits with main()'s status; an exception (a harness failure) is one
+    more failed test point, with its cause, and the plan is still printed."""
+    try:
+        status = main()
+    except Exception as e:
+        ok(False, "unexpected %s: %s" % (type(e).__name__, e))
+        status = done()
+    sys.exit(status)

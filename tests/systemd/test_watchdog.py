@@ -134,8 +134,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # a harness failure is a failed test, with the cause
-        tap.ok(False, "unexpected %s: %s" % (type(e).__name__, e))
-        sys.exit(tap.done())
+    tap.run(main)
