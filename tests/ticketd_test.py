@@ -113,7 +113,44 @@ class Reply:
         return "<Reply %d %r>" % (self.status, self.body[:200])
 
 
-class Daemon:
+class HttpClient:
+    """The HTTP side of a running daemon, for Daemon and the systemd
+    harness's SdTicketd: needs self.host and self.port."""
+
+    def connect(self, timeout=30):
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout * SCALE)
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        """One request; a dict body is sent as JSON. Returns a Reply. Uses
+        conn (keep-alive) if given, else a fresh connection."""
+        own = conn is None
+        c = conn or self.connect()
+        h = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            data = r.read()
+            return Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            if own:
+                c.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def purchase(self, event, conn=None, **fields):
+        return self.post("/v1/events/%s/purchase" % event, fields, conn=conn)
+
+
+class Daemon(HttpClient):
     """One ticketd process with its own temp dir, config and state dir."""
 
     def __init__(self, config=None, args=(), name="ticketd"):
@@ -251,39 +288,6 @@ class Daemon:
                 ev["vip"] = (int(m.group(4)), int(m.group(5)))
             out[m.group(1)] = ev
         return out
-
-    # ---- HTTP ----------------------------------------------------------------
-    def connect(self, timeout=30):
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout * SCALE)
-
-    def request(self, method, path, body=None, headers=None, conn=None):
-        """One request; a dict body is sent as JSON. Returns a Reply. Uses
-        conn (keep-alive) if given, else a fresh connection."""
-        own = conn is None
-        c = conn or self.connect()
-        h = dict(headers or {})
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-            h.setdefault("Content-Type", "application/json")
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        try:
-            c.request(method, path, body=body, headers=h)
-            r = c.getresponse()
-            data = r.read()
-            return Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
-        finally:
-            if own:
-                c.close()
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, body=None, **kw):
-        return self.request("POST", path, body=body, **kw)
-
-    def purchase(self, event, conn=None, **fields):
-        return self.post("/v1/events/%s/purchase" % event, fields, conn=conn)
 
     def event(self, event_id):
         r = self.get("/v1/events/" + event_id)

@@ -6,26 +6,19 @@ the close, several replies on one connection (pipelining), 100 Continue;
 then it says how the connection ended (closed by the server, reset, or
 still open). Not a test itself.
 """
-import json
 import socket
 import time
 
-from ticketd_test import SCALE
+from ticketd_test import SCALE, Reply
 
 
-class Resp:
+class Resp(Reply):
     """One reply: status, reason, version, headers (lower-case), body, json."""
 
     def __init__(self, version, status, reason, headers, body):
+        super().__init__(status, headers, body)
         self.version = version
-        self.status = status
         self.reason = reason
-        self.headers = headers
-        self.body = body
-        try:
-            self.json = json.loads(body.decode("utf-8")) if body else None
-        except (ValueError, UnicodeDecodeError):
-            self.json = None
 
     def code(self):
         """The JSON error code, "<html>" for an evhttp error page, else None."""

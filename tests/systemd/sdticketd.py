@@ -14,7 +14,6 @@ and the temp dir removed even when a test fails.
 stdlib only.
 """
 import copy
-import http.client
 import json
 import os
 import shutil
@@ -25,12 +24,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sdharness  # noqa: E402
-from ticketd_test import SANITIZED, SCALE, TICKETD, Reply, base_config  # noqa: E402,F401
+from ticketd_test import SANITIZED, SCALE, TICKETD, HttpClient, Reply, base_config  # noqa: E402,F401
 
 
-class SdTicketd:
+class SdTicketd(HttpClient):
     """ticketd under a simulated systemd. config: a dict (written as JSON;
     state_dir defaults to the temp dir). The other arguments go to SdProcess."""
+
+    host = "127.0.0.1"
 
     def __init__(self, config=None, watchdog_usec=None, sockets=None, env=None,
                  args=(), notify=True):
@@ -91,34 +92,12 @@ class SdTicketd:
         return [l for l in self.stderr().splitlines()
                 if "Sanitizer" in l or "runtime error:" in l]
 
-    # ---- HTTP ----------------------------------------------------------------
-    def connect(self, timeout=30):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout * SCALE)
-
-    def request(self, method, path, body=None, conn=None):
-        own = conn is None
-        c = conn or self.connect()
-        headers = {}
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            c.request(method, path, body=body, headers=headers)
-            r = c.getresponse()
-            data = r.read()
-            return Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
-        finally:
-            if own:
-                c.close()
-
-    def purchase(self, event, conn=None, **fields):
-        return self.request("POST", "/v1/events/%s/purchase" % event, fields, conn=conn)
-
+    # ---- HTTP (connect, request, get, post, purchase: HttpClient) ------------
     def event(self, event_id):
         """The EVENT object, or None on 404."""
-        r = self.request("GET", "/v1/events/" + event_id)
+        r = self.get("/v1/events/" + event_id)
         return r.json if r.status == 200 else None
 
     def events(self):
         """{id: EVENT} of GET /v1/events."""
-        return {e["id"]: e for e in self.request("GET", "/v1/events").json["events"]}
+        return {e["id"]: e for e in self.get("/v1/events").json["events"]}
