@@ -133,6 +133,17 @@ result() {
 	sed -n 's/^RESULT //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1
 }
 
+# Prints $1 / $2 to two places, or n/a when $2 is empty (no reference run).
+ratio() {
+	if [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; else echo n/a; fi
+}
+
+# Drives URL $1 with the ceiling's wrk command and static purchase body;
+# the output goes to file $2.
+wrk_static() {
+	$cli_pin wrk -t1 -c$conns -d${secs}s --latency -s "$loaddir/post_static.lua" "$1" >"$2" 2>&1
+}
+
 # Prints "req/s p50_ms p99_ms non2xx socket_errors" from wrk output $1.
 wrk_stats() {
 	awk '
@@ -304,15 +315,13 @@ for p in none split; do
 			i=$((i + 1))
 		done
 		if [ -n "$hport" ]; then
-			$cli_pin wrk -t1 -c$conns -d${secs}s --latency -s "$loaddir/post_static.lua" \
-				"http://127.0.0.1:$hport/buy" >"$out" 2>&1
+			wrk_static "http://127.0.0.1:$hport/buy" "$out"
 			keep_raw "evhttp_hello fixed body, pin $p" "$out"
 			set -- $(wrk_stats "$out")
 			eval "ngx=\${ngx_$p:-}"
-			ratio=n/a
-			[ -n "$ngx" ] && ratio=$(awk -v a="$1" -v b="$ngx" 'BEGIN { printf "%.2f", a / b }')
 			eval "evh_$p=$1"
-			printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' evhttp $p - "$1" "$2" "$3" "$4" "$5" "$ratio"
+			printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' evhttp $p - "$1" "$2" "$3" "$4" "$5" \
+				"$(ratio "$1" "$ngx")"
 		else
 			echo "evhttp_hello did not start: $(cat "$work/evhttp.port")"
 		fi
@@ -325,18 +334,13 @@ for p in none split; do
 		gen_conf "$st.conf" "$core" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state"
 		start_ticketd "$st.conf"
 		out=$st.wrk
-		$cli_pin wrk -t1 -c$conns -d${secs}s --latency -s "$loaddir/post_static.lua" \
-			"http://127.0.0.1:$dport/v1/events/bench/purchase" >"$out" 2>&1
+		wrk_static "http://127.0.0.1:$dport/v1/events/bench/purchase" "$out"
 		keep_raw "ticketd $core, workers $workers, static purchase body, pin $p" "$out"
 		stop_ticketd
 		set -- $(wrk_stats "$out")
-		eval "ngx=\${ngx_$p:-}"
-		ratio=n/a
-		[ -n "$ngx" ] && ratio=$(awk -v a="$1" -v b="$ngx" 'BEGIN { printf "%.2f", a / b }')
-		eval "evh=\${evh_$p:-}"
-		evr=n/a
-		[ -n "$evh" ] && evr=$(awk -v a="$1" -v b="$evh" 'BEGIN { printf "%.2f", a / b }')
-		printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s %7s\n' "$core" $p $workers "$1" "$2" "$3" "$4" "$5" "$ratio" "$evr"
+		eval "ngx=\${ngx_$p:-} evh=\${evh_$p:-}"
+		printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s %7s\n' "$core" $p $workers "$1" "$2" "$3" "$4" "$5" \
+			"$(ratio "$1" "$ngx")" "$(ratio "$1" "$evh")"
 	done
 	done
 done
@@ -395,8 +399,7 @@ for workers in $workers_list; do
 				failed=$((failed + 1))
 				echo "CHECK FAILED: $core w$workers $lat ms $sync: oversold $over, 201 tickets - sold $diff, unanswered $un"
 			fi
-			x=n/a
-			[ -n "$ngx_count" ] && x=$(awk -v a="$rate" -v b="$ngx_count" 'BEGIN { printf "%.2f", a / b }')
+			x=$(ratio "$rate" "$ngx_count")
 			printf '%-9s %2s %6s %5s %9.0f %7.3f %7.3f %8.1f %8.1f %10s %10s %8s %7s %6s\n' \
 				"$core" "$workers" "$lat" "$sync" "$rate" "$(awk -v v="$p50" 'BEGIN { print v / 1000 }')" \
 				"$(awk -v v="$p99" 'BEGIN { print v / 1000 }')" \
@@ -464,8 +467,7 @@ for workers in $workers_list; do
 		failed=$((failed + 1))
 		echo "CHECK FAILED: $core w$workers pay $fpay sync $fsync flash sale: 201s $s201, tickets $tk, GET sold $get_sold, audit $audit (want $flash_tickets)"
 	fi
-	x=n/a
-	[ -n "$ngx_flash" ] && x=$(awk -v a="$el" -v b="$ngx_flash" 'BEGIN { printf "%.2f", a / b }')
+	x=$(ratio "$el" "$ngx_flash")
 	printf '%-9s %2s %3s %4s %8.3f %9.0f %7.3f %7.3f %8s %8s %8s %8s %8s %6s %6s %7s\n' "$core" "$workers" "$fpay" "$fsync" "$el" \
 		"$(result "$out" rate)" "$(awk -v v="$(result "$out" p50_us)" 'BEGIN { print v / 1000 }')" \
 		"$(awk -v v="$(result "$out" p99_us)" 'BEGIN { print v / 1000 }')" "$s201" "$tk" "$get_sold" \
@@ -488,6 +490,8 @@ start_ticketd "$st.conf"
 sleep 0.5
 idle0=$(rss_kib "$dpid")
 out=$st.wrk
+# wrk itself in the background (not wrk_static: a function would run in a
+# subshell, and bgpid would name the subshell rather than wrk).
 $cli_pin wrk -t1 -c$conns -d${secs}s --latency -s "$loaddir/post_static.lua" \
 	"http://127.0.0.1:$dport/v1/events/bench/purchase" >"$out" 2>&1 &
 bgpid=$!
@@ -527,8 +531,7 @@ if [ $metrics_ok -eq 1 ]; then
 			start_ticketd "$st.conf"
 			[ $m = out ] && ticketd=$real_ticketd
 			out=$st.wrk
-			$cli_pin wrk -t1 -c$conns -d${secs}s --latency -s "$loaddir/post_static.lua" \
-				"http://127.0.0.1:$dport/v1/events/bench/purchase" >"$out" 2>&1
+			wrk_static "http://127.0.0.1:$dport/v1/events/bench/purchase" "$out"
 			keep_raw "ticketd $mcore, metrics enabled $m, run $mr (static body)" "$out"
 			stop_ticketd
 			set -- $(wrk_stats "$out")
