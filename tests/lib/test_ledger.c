@@ -54,25 +54,6 @@ static int cap4(void *arg, const char *event, enum seller_pool pool, int64_t sol
 	return 0;
 }
 
-/* Reads a whole file into a malloc'd buffer (*len bytes); NULL on error. */
-static char *read_all(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	*len = buf ? (size_t)n : 0;
-	fclose(f);
-	return buf;
-}
-
 static int64_t sold_of(struct ledger *l, const char *event, enum seller_pool pool)
 {
 	struct sold_list s = { .n = 0 };
@@ -203,9 +184,9 @@ static void test_create_reopen(const char *dir)
 
 		opt.sold_arg = &calls;
 		snprintf(path, sizeof(path), "%s/%s", sub, LEDGER_DB_NAME);
-		before = read_all(path, &nb);
+		before = read_file(path, &nb);
 		rc = ledger_open(&opt, &l, err, sizeof(err));
-		after = read_all(path, &na);
+		after = read_file(path, &na);
 		ok(rc == -ERANGE && l == NULL && strstr(err, "event concert: 5 sold") &&
 		   calls == 1, "sold_check refuses the open with its message (%d: %s)",
 		   rc, err);

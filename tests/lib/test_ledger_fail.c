@@ -30,27 +30,6 @@
 #include "tap.h"
 #include "test_ledger_util.h"
 
-/* Reads a whole (small) file into a malloc'd buffer; NULL on error. */
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n + 1);
-		if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		}
-		*len = (size_t)n;
-	}
-	fclose(f);
-	return buf;
-}
-
 static int write_file(const char *path, const void *buf, size_t len)
 {
 	FILE *f = fopen(path, "wb");
@@ -80,11 +59,11 @@ static void expect_refusal(const char *dir, const char *want, const char *what)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, LEDGER_DB_NAME);
 	snprintf(wal, sizeof(wal), "%s-wal", path);
-	before = slurp(path, &n0);
+	before = read_file(path, &n0);
 	l = open_dir(dir, err, sizeof(err));
 	ok(l == NULL && strstr(err, want) != NULL, "%s: refused: %s", what, l ? "(opened!)" : err);
 	ledger_close(l);
-	after = slurp(path, &n1);
+	after = read_file(path, &n1);
 	ok(before && after && n0 == n1 && memcmp(before, after, n0) == 0 && !exists(wal),
 	   "%s: ledger.db untouched (%zu bytes), no -wal", what, n0);
 	free(before);

@@ -1,7 +1,7 @@
 /*
  * test_ledger_util.h: helpers shared by the ledger tests: a private temp
- * dir removed at the end, a fake wall clock, and a synchronous wrapper that
- * submits one request and waits for its done().
+ * dir removed at the end, a whole-file reader, a fake wall clock, and a
+ * synchronous wrapper that submits one request and waits for its done().
  */
 #ifndef TICKETD_TEST_LEDGER_UTIL_H
 #define TICKETD_TEST_LEDGER_UTIL_H
@@ -47,6 +47,28 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 	(void)flag;
 	(void)ftw;
 	return remove(path);
+}
+
+/* Reads a whole (small) file into a malloc'd buffer of *len bytes (plus
+ * one spare); NULL, with *len 0, on any error. */
+__attribute__((unused))
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	*len = 0;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	*len = buf ? (size_t)n : 0;
+	fclose(f);
+	return buf;
 }
 
 /* rm -rf dir, then frees the string. */
