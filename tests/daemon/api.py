@@ -4,9 +4,12 @@ general pool, 404 JSON for unknown paths, 405 with Allow, 413, 503 with
 Retry-After when the worker queue is full, and that no refused request
 changes any stock. Order ids survive a restart (new boot epoch).
 """
+import email.utils
+import re
 import socket
 import sys
 import threading
+import time
 
 import tap
 from ticketd_test import Daemon, base_config, is_error_body, watchdog
@@ -37,6 +40,47 @@ def stock():
 r = req("GET", "/healthz")
 tap.eq((r.status, r.json), (200, {"status": "ok"}), "GET /healthz")
 tap.eq(r.headers.get("content-type"), "application/json", "replies are application/json")
+
+# Date and Content-Length come from lib/evreply.c, not evhttp: exactly one
+# of each, an IMF-fixdate close to now, the body's length; none for HEAD.
+IMF_FIXDATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|"
+                         r"Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT")
+
+
+def raw_headers(method, path, body=b""):
+    """One request on a fresh socket; (status, [(name, value)...], body)."""
+    with socket.create_connection(("127.0.0.1", d.port), timeout=30) as s:
+        s.sendall(b"%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (method, path, len(body), body))
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    hdrs = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:]]
+    return int(lines[0].split()[1]), [(k.lower(), v) for k, v in hdrs], rest
+
+
+for method, path, body, want in ((b"GET", b"/healthz", b"", 200),
+                                 (b"GET", b"/v1/events/nope", b"", 404),
+                                 (b"POST", b"/v1/events/tiny/purchase", b"{bad", 400)):
+    status, hdrs, rbody = raw_headers(method, path, body)
+    dates = [v for k, v in hdrs if k == "date"]
+    lens = [v for k, v in hdrs if k == "content-length"]
+    ok = status == want and len(dates) == 1 and IMF_FIXDATE.fullmatch(dates[0]) and \
+        abs(email.utils.parsedate_to_datetime(dates[0]).timestamp() - time.time()) < 300 and \
+        lens == [str(len(rbody))] and len(rbody) > 0
+    if not ok:
+        tap.diag("%r %r: %d %r %r" % (method, path, status, hdrs, rbody))
+    tap.ok(ok, "%s %s: one Date (IMF-fixdate, now) and one Content-Length (the body's)"
+           % (method.decode(), path.decode()))
+status, hdrs, rbody = raw_headers(b"HEAD", b"/healthz")
+tap.ok(status == 405 and rbody == b"" and [k for k, v in hdrs if k == "date"] == ["date"] and
+       not [k for k, v in hdrs if k == "content-length"],
+       "HEAD: a Date, no Content-Length, no body")
 
 r = req("GET", "/v1/events")
 tap.eq(r.status, 200, "GET /v1/events: 200")
