@@ -6,7 +6,9 @@
  *
  * What crosses threads, and how:
  *  - loop -> pool: pool_submit_list() of the jobs the loop filled in one
- *    iteration (the pool's lock, once);
+ *    iteration (the pool's lock, once), less the plain purchases of an
+ *    event that is sold out, which the loop answers itself
+ *    (purchase_refuse_sold_out: a snapshot read and a failing reserve);
  *    with "workers": 0 (fixed at start) nothing goes to the pool: the loop
  *    reserves itself (run_inline), and a job comes back to it at once;
  *  - worker/ledger -> loop: http_job_done() pushes the job on the loop's
@@ -996,6 +998,13 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 		while (t) { /* newest first: reverse to submit oldest first */
 			struct pool_task *next = t->next;
 
+			/* Sold out: answered here, no round trip to a worker. */
+			lp->inflight++;
+			if (purchase_refuse_sold_out(job_of_task(t))) {
+				t = next;
+				continue;
+			}
+			lp->inflight--;
 			t->next = list;
 			list = t;
 			t = next;

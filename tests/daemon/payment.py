@@ -6,9 +6,11 @@ a latency, accepted payments still confirm; with decline_rate 0.5 the sold
 figures equal the 201 replies exactly. In async mode the purchases of one
 worker overlap (no worker waits out a payment). Clients that reset their
 connection during the payment leave the daemon idle, and their purchases
-still complete.
+still complete. A sold-out purchase is answered by the loop at once, not
+behind a worker that is sleeping out a payment.
 """
 import os
+import re
 import socket
 import struct
 import sys
@@ -119,4 +121,43 @@ while time.monotonic() < deadline and \
 tap.eq(d.event("flash-sale")["tiers"]["general"]["sold"], 4,
        "the four reset clients' purchases still completed (sold 4)")
 d.finish("reset-during-payment daemon")
+
+# Sold out with a worker pool: the loop answers the 409 itself, so it never
+# waits behind a worker that sleeps out a payment. One worker, a blocking
+# payment of PAY s, one ticket: A's purchase holds the worker for PAY s; B's
+# purchase of the sold-out event must be answered while A is still paying.
+# (Before, B queued behind A and got its 409 together with A's 201.)
+PAY = 3 * SCALE
+d = Daemon(base_config(workers=1, io_threads=1,
+                       payment={"latency_ms": int(PAY * 1000), "mode": "blocking"},
+                       events=[{"id": "last", "tiers": {"general": 1}}])).start()
+res_a = []
+
+
+def buy_a():
+    res_a.append(d.purchase("last", buyer="a"))
+    res_a.append(time.monotonic())
+
+
+th = threading.Thread(target=buy_a)
+th.start()
+deadline = time.monotonic() + 10 * SCALE
+while time.monotonic() < deadline and d.event("last")["tiers"]["general"]["available"] != 0:
+    time.sleep(0.02)                      # A holds the ticket and sleeps in its payment
+b = d.purchase("last", buyer="b")
+t_b = time.monotonic()
+tap.ok(b.status == 409 and is_error_body(b, "sold_out") and b.json.get("available") == 0 and
+       b.json.get("message") == "not enough general tickets left for 1: 0 available",
+       "sold out with the only worker busy: 409 sold_out, available 0 (%r)" % (b,))
+th.join()
+tap.ok(t_b < res_a[1] - PAY / 2, "the 409 came while the worker still slept in A's payment "
+       "(%.2f s before A's reply)" % (res_a[1] - t_b))
+tap.eq(res_a[0].status, 201, "A's purchase then completes: 201")
+m = d.get("/metrics").body.decode()
+tap.ok(re.search(r'^ticketd_purchases_total\{event="last",tier="general",outcome="sold_out"\} 1$',
+                 m, re.M) is not None,
+       "the early 409 is counted as a sold_out purchase")
+tap.ok(re.search(r'^ticketd_queue_wait_seconds_count 2$', m, re.M) is not None,
+       "and its job once in the queue-wait histogram (A's and B's: 2)")
+d.finish("early sold-out daemon")
 sys.exit(tap.done())
