@@ -112,6 +112,8 @@ int seller_create(const struct seller_core *core, const struct seller_params *p,
 		return rc;
 	(*out)->core = core;
 	(*out)->max_quantity = p->max_quantity;
+	for (int i = 0; i < SELLER_NPOOLS; i++)
+		atomic_init(&(*out)->refused[i], 0);
 	return 0;
 }
 
@@ -126,28 +128,74 @@ static int pool_ok(int pool)
 	return pool == SELLER_GENERAL || pool == SELLER_VIP;
 }
 
+/* Notes that a reserve of qty by buyer was refused: refused[buyer] drops
+ * to qty if it is 0 or larger. Writes only when it changes. */
+static void note_refused(struct seller *s, enum seller_pool buyer, unsigned qty)
+{
+	unsigned cur = atomic_load_explicit(&s->refused[buyer], memory_order_relaxed);
+
+	while ((cur == 0 || qty < cur) &&
+	       !atomic_compare_exchange_weak_explicit(&s->refused[buyer], &cur, qty,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
+/* Tickets came back: forgets every refusal (a VIP buyer may also draw on
+ * the general pool, so both tiers). Writes only what is set. */
+static void forget_refused(struct seller *s)
+{
+	for (int i = 0; i < SELLER_NPOOLS; i++)
+		if (atomic_load_explicit(&s->refused[i], memory_order_relaxed))
+			atomic_store_explicit(&s->refused[i], 0, memory_order_relaxed);
+}
+
 int seller_reserve(struct seller *s, enum seller_pool buyer, unsigned qty,
 		   enum seller_pool *from)
 {
 	enum seller_pool dummy;
+	int rc;
 
 	if (qty < 1 || qty > s->max_quantity || !pool_ok((int)buyer))
 		return -EINVAL;
-	return s->core->reserve(s, buyer, qty, from ? from : &dummy);
+	rc = s->core->reserve(s, buyer, qty, from ? from : &dummy);
+	if (rc == SELLER_SOLD_OUT)
+		note_refused(s, buyer, qty);
+	return rc;
 }
 
 int seller_release(struct seller *s, enum seller_pool pool, unsigned qty)
 {
+	int rc;
+
 	if (qty < 1 || qty > SELLER_MAX_QUANTITY || !pool_ok((int)pool))
 		return -EINVAL;
-	return s->core->release(s, pool, qty);
+	rc = s->core->release(s, pool, qty);
+	if (rc == 0)
+		forget_refused(s);
+	return rc;
 }
 
 int seller_grow(struct seller *s, enum seller_pool pool, int64_t add)
 {
+	int rc;
+
 	if (add <= 0 || add > INT64_MAX / 4 || !pool_ok((int)pool))
 		return -EINVAL;
-	return s->core->grow(s, pool, add);
+	rc = s->core->grow(s, pool, add);
+	if (rc == 0)
+		forget_refused(s);
+	return rc;
+}
+
+int seller_sold_out_hint(struct seller *s, enum seller_pool buyer, unsigned qty)
+{
+	unsigned r;
+
+	if (!pool_ok((int)buyer))
+		return 0;
+	r = atomic_load_explicit(&s->refused[buyer], memory_order_relaxed);
+	return r != 0 && qty >= r;
 }
 
 void seller_snapshot(struct seller *s, struct seller_snapshot *out)

@@ -81,6 +81,11 @@ struct seller_core {
 struct seller {
 	const struct seller_core *core;
 	unsigned max_quantity;
+	/* Per buyer tier: the smallest qty a reserve refused (SELLER_SOLD_OUT)
+	 * since tickets last came back (release, grow); 0 = none. Written by
+	 * the seller_* wrappers, rarely (once per sold-out spell), read by
+	 * seller_sold_out_hint. */
+	_Atomic unsigned refused[SELLER_NPOOLS];
 };
 
 /* Registry. seller_core_find returns NULL for an unknown name and for an
@@ -112,6 +117,11 @@ int seller_release(struct seller *s, enum seller_pool pool, unsigned qty);
 /* 0, or -EINVAL for add <= 0 or an overflow. */
 int seller_grow(struct seller *s, enum seller_pool pool, int64_t add);
 void seller_snapshot(struct seller *s, struct seller_snapshot *out);
+/* 1 if a reserve by buyer of at most qty tickets was refused since tickets
+ * last came back to s, so a reserve of qty would most likely be refused
+ * too; else 0. Lock-free (one relaxed load) and possibly stale either way:
+ * it picks whom to try first, and only seller_reserve decides. */
+int seller_sold_out_hint(struct seller *s, enum seller_pool buyer, unsigned qty);
 static inline const char *seller_name(const struct seller *s) { return s->core->name; }
 
 /* A small dense index for the calling thread (0, 1, 2, ...), assigned on its

@@ -2,7 +2,7 @@
  * test_seller_conform.c: the rules of lib/seller.h, checked single-threaded
  * against every safe core in the registry (the sharded one at several shard
  * counts): exact counts, all-or-nothing, release and its capacity limit,
- * grow, sold-out behaviour, argument and params validation, the VIP rules,
+ * grow, sold-out behaviour and its hint, argument and params validation, the VIP rules,
  * and the registry's refusal to hand out the unsafe core by name.
  */
 #include "config.h"
@@ -223,6 +223,41 @@ static void test_grow(void)
 	seller_destroy(s);
 }
 
+/* The sold-out hint: set by a refused reserve (the smallest refused qty),
+ * never by a successful one, cleared by a release or a grow. */
+static void test_sold_out_hint(void)
+{
+	const char *n = core->name;
+	struct seller *s = mk(4, 2, 5);
+
+	if (!s)
+		return;
+	ok(!seller_sold_out_hint(s, SELLER_GENERAL, 1) && !seller_sold_out_hint(s, SELLER_VIP, 5),
+	   "%s: no hint on a new seller", n);
+	ok(buy(s, SELLER_GENERAL, 3, NULL) == SELLER_OK && !seller_sold_out_hint(s, SELLER_GENERAL, 3),
+	   "%s: a successful reserve sets no hint", n);
+	ok(buy(s, SELLER_GENERAL, 4, NULL) == SELLER_SOLD_OUT &&
+	   seller_sold_out_hint(s, SELLER_GENERAL, 4) && seller_sold_out_hint(s, SELLER_GENERAL, 5) &&
+	   !seller_sold_out_hint(s, SELLER_GENERAL, 3) && !seller_sold_out_hint(s, SELLER_VIP, 4),
+	   "%s: refused 4: the hint covers 4 and more, of that tier only", n);
+	ok(buy(s, SELLER_GENERAL, 2, NULL) == SELLER_SOLD_OUT &&
+	   seller_sold_out_hint(s, SELLER_GENERAL, 2) && !seller_sold_out_hint(s, SELLER_GENERAL, 1),
+	   "%s: refused 2: the hint drops to 2", n);
+	ok(buy(s, SELLER_GENERAL, 5, NULL) == SELLER_SOLD_OUT && seller_sold_out_hint(s, SELLER_GENERAL, 2),
+	   "%s: a larger refusal leaves it at 2", n);
+	ok(buy(s, SELLER_VIP, 3, NULL) == SELLER_SOLD_OUT && seller_sold_out_hint(s, SELLER_VIP, 3),
+	   "%s: a refused VIP buyer sets the VIP tier's hint", n);
+	ok(seller_release(s, SELLER_GENERAL, 1) == 0 && !seller_sold_out_hint(s, SELLER_GENERAL, 5) &&
+	   !seller_sold_out_hint(s, SELLER_VIP, 5), "%s: a release clears both tiers' hints", n);
+	ok(buy(s, SELLER_GENERAL, 3, NULL) == SELLER_SOLD_OUT && seller_sold_out_hint(s, SELLER_GENERAL, 3) &&
+	   seller_grow(s, SELLER_VIP, 1) == 0 && !seller_sold_out_hint(s, SELLER_GENERAL, 3),
+	   "%s: a grow clears it too", n);
+	ok(buy(s, SELLER_GENERAL, 3, NULL) == SELLER_SOLD_OUT &&
+	   seller_release(s, SELLER_GENERAL, 3) == -EINVAL && seller_sold_out_hint(s, SELLER_GENERAL, 3),
+	   "%s: a refused release (past capacity) leaves the hint", n);
+	seller_destroy(s);
+}
+
 static void test_vip(void)
 {
 	const char *n = core->name;
@@ -335,6 +370,7 @@ int main(void)
 			test_arguments();
 			test_release();
 			test_grow();
+			test_sold_out_hint();
 			test_vip();
 			test_params();
 		}
