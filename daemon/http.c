@@ -6,9 +6,9 @@
  *
  * What crosses threads, and how:
  *  - loop -> pool: pool_submit_list() of the jobs the loop filled in one
- *    iteration (the pool's lock, once), less the plain purchases of an
- *    event that is sold out, which the loop answers itself
- *    (purchase_refuse_sold_out: a snapshot read and a failing reserve);
+ *    iteration (the pool's lock, once), less the plain purchases that
+ *    their seller's sold-out hint says will be refused: the loop tries
+ *    those itself (purchase_refuse_sold_out) and answers the refused 409;
  *    with "workers": 0 (fixed at start) nothing goes to the pool: the loop
  *    reserves itself (run_inline), and a job comes back to it at once;
  *  - worker/ledger -> loop: http_job_done() pushes the job on the loop's
@@ -982,7 +982,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (int lane = POOL_PRIORITY; lane >= POOL_NORMAL; lane--) {
-		struct pool_task *list = NULL, *t = lp->pend[lane];
+		struct pool_task *list = NULL, *t = lp->pend[lane], *refused = NULL;
 		int n;
 
 		for (struct pool_task *q = t; metrics_on && q; q = q->next)
@@ -998,21 +998,28 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 		while (t) { /* newest first: reverse to submit oldest first */
 			struct pool_task *next = t->next;
 
-			/* Sold out: answered here, no round trip to a worker. */
-			lp->inflight++;
+			/* Sold out: answered here, after the others are
+			 * submitted, with no round trip to a worker. */
 			if (purchase_refuse_sold_out(job_of_task(t))) {
-				t = next;
-				continue;
+				t->next = refused;
+				refused = t;
+			} else {
+				t->next = list;
+				list = t;
 			}
-			lp->inflight--;
-			t->next = list;
-			list = t;
 			t = next;
 		}
 		lp->pend[lane] = NULL;
 		n = pool_submit_list(lp->http->pool, &list, (enum pool_lane)lane);
 		if (n > 0)
 			lp->inflight += (unsigned)n;
+		while (refused) {
+			struct job *j = job_of_task(refused);
+
+			refused = refused->next;
+			lp->inflight++;
+			purchase_done(j, JOB_SOLD_OUT, 0); /* on this loop: replies now */
+		}
 		while (list) {
 			struct job *j = job_of_task(list);
 			struct evhttp_request *req = j->req;

@@ -1,5 +1,7 @@
 /*
- * purchase.c: the purchase path outside the event loops. The core's reserve
+ * purchase.c: the purchase path, run by the workers (or, with "workers": 0,
+ * by the loops; and a loop tries a purchase that the seller's sold-out hint
+ * says will be refused itself: purchase_refuse_sold_out). The core's reserve
  * and release are the only calls that take an inventory lock; the ledger
  * reads, the payment wait and the commit run after it, with nothing held.
  * A purchase is confirmed only in the ledger's done (its batch is durable);
@@ -268,17 +270,18 @@ static void run(struct job *j)
 }
 
 /* The flash sale is 90% sold-out replies; with a pool each one would cross
- * to a worker and back only to fail its reserve. The snapshot only picks
- * the candidates: it may be stale, so the reserve decides, and a reserve
- * that succeeds after all is given back and the job goes the usual way. A
- * core's reserve is as short on a loop as with "workers": 0. */
+ * to a worker and back only to fail its reserve. The seller's lock-free
+ * sold-out hint (set by an earlier refusal, cleared when tickets come back)
+ * picks the candidates; it may be stale, so the reserve decides, and a
+ * reserve that succeeds after all is given back and the job goes the usual
+ * way. No queue wait is recorded: the job never waited in the pool's queue. */
 int purchase_refuse_sold_out(struct job *j)
 {
 	uint64_t t0;
 	int rc;
 
 	if (j->kind != JOB_PURCHASE || j->idem_key[0] ||
-	    buyable(j->ev->seller, j->in.tier) >= (int64_t)j->in.quantity)
+	    !seller_sold_out_hint(j->ev->seller, j->in.tier, j->in.quantity))
 		return 0;
 	t0 = metrics_now();
 	rc = seller_reserve(j->ev->seller, j->in.tier, j->in.quantity, &j->from);
@@ -287,10 +290,8 @@ int purchase_refuse_sold_out(struct job *j)
 			release(j);
 		return 0;
 	}
-	metrics_queue_wait(j->times.queued);
 	j->times.paying = metrics_reserve(j->ev->core, t0);
 	j->available = buyable(j->ev->seller, j->in.tier);
-	purchase_done(j, JOB_SOLD_OUT, 0);
 	return 1;
 }
 

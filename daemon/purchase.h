@@ -19,10 +19,11 @@
 void purchase_work(struct pool_task *t, void *arg);
 /* The reads pool's task function: the same work, never handed on. */
 void purchase_read_work(struct pool_task *t, void *arg);
-/* With a worker pool, on the loop that queued j: answers a plain purchase
- * (no Idempotency-Key) sold out at once when its event's snapshot says the
- * pools it may use cannot cover it and a reserve agrees. Returns 1 when j
- * is done (its reply is sent), 0 when it goes to the pool (nothing held). */
+/* With a worker pool, on the loop that queued j: for a plain purchase (no
+ * Idempotency-Key) that its seller's sold-out hint says cannot be served,
+ * tries the reserve here. Returns 1 when it was refused (finish j with
+ * purchase_done(j, JOB_SOLD_OUT, 0): a 409), 0 when j goes to the pool
+ * (nothing held). */
 int purchase_refuse_sold_out(struct job *j);
 /* Decides the payment of a reserved job and confirms or releases it. The
  * caller must not touch j afterwards. */

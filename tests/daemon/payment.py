@@ -122,42 +122,50 @@ tap.eq(d.event("flash-sale")["tiers"]["general"]["sold"], 4,
        "the four reset clients' purchases still completed (sold 4)")
 d.finish("reset-during-payment daemon")
 
-# Sold out with a worker pool: the loop answers the 409 itself, so it never
-# waits behind a worker that sleeps out a payment. One worker, a blocking
-# payment of PAY s, one ticket: A's purchase holds the worker for PAY s; B's
-# purchase of the sold-out event must be answered while A is still paying.
-# (Before, B queued behind A and got its 409 together with A's 201.)
+# Sold out with a worker pool: once a reserve has been refused, the loop
+# answers the next purchases that cannot be served itself (the seller's
+# sold-out hint), so they never wait behind a worker that sleeps out a
+# payment. One worker, a blocking payment of PAY s, two tickets:
+#  1. a purchase of 3 is refused by the worker (the hint is now "3 or more");
+#  2. A buys 1 and holds the only worker for PAY s;
+#  3. B asks for 3: answered 409 at once, while A is still paying (before
+#     the loop answered it, B waited behind A: 0.00 s before A's reply);
+#  4. C asks for 1 (below the hint): it goes to the pool and sells.
 PAY = 3 * SCALE
 d = Daemon(base_config(workers=1, io_threads=1,
                        payment={"latency_ms": int(PAY * 1000), "mode": "blocking"},
-                       events=[{"id": "last", "tiers": {"general": 1}}])).start()
-res_a = []
+                       events=[{"id": "last", "tiers": {"general": 2}}])).start()
+r = d.purchase("last", buyer="first", quantity=3)
+tap.ok(r.status == 409 and is_error_body(r, "sold_out"), "a purchase of 3 of 2: 409 sold_out")
+res = {}
 
 
-def buy_a():
-    res_a.append(d.purchase("last", buyer="a"))
-    res_a.append(time.monotonic())
+def buy(name, qty):
+    res[name] = (d.purchase("last", buyer=name, quantity=qty), time.monotonic())
 
 
-th = threading.Thread(target=buy_a)
-th.start()
+th_a = threading.Thread(target=buy, args=("a", 1))
+th_a.start()
 deadline = time.monotonic() + 10 * SCALE
-while time.monotonic() < deadline and d.event("last")["tiers"]["general"]["available"] != 0:
-    time.sleep(0.02)                      # A holds the ticket and sleeps in its payment
-b = d.purchase("last", buyer="b")
+while time.monotonic() < deadline and d.event("last")["tiers"]["general"]["available"] != 1:
+    time.sleep(0.02)                      # A holds its ticket and sleeps in its payment
+b = d.purchase("last", buyer="b", quantity=3)
 t_b = time.monotonic()
-tap.ok(b.status == 409 and is_error_body(b, "sold_out") and b.json.get("available") == 0 and
-       b.json.get("message") == "not enough general tickets left for 1: 0 available",
-       "sold out with the only worker busy: 409 sold_out, available 0 (%r)" % (b,))
-th.join()
-tap.ok(t_b < res_a[1] - PAY / 2, "the 409 came while the worker still slept in A's payment "
-       "(%.2f s before A's reply)" % (res_a[1] - t_b))
-tap.eq(res_a[0].status, 201, "A's purchase then completes: 201")
+tap.ok(b.status == 409 and is_error_body(b, "sold_out") and b.json.get("available") == 1 and
+       b.json.get("message") == "not enough general tickets left for 3: 1 available",
+       "sold out with the only worker busy: 409 sold_out, available 1 (%r)" % (b,))
+buy("c", 1)
+th_a.join()
+tap.ok(t_b < res["a"][1] - PAY / 2, "the 409 came while the worker still slept in A's payment "
+       "(%.2f s before A's reply)" % (res["a"][1] - t_b))
+tap.eq((res["a"][0].status, res["c"][0].status), (201, 201),
+       "A's purchase completes, and C's (1, below the hint) went to the pool and sold")
+tap.eq(d.event("last")["tiers"]["general"]["sold"], 2, "sold 2")
 m = d.get("/metrics").body.decode()
-tap.ok(re.search(r'^ticketd_purchases_total\{event="last",tier="general",outcome="sold_out"\} 1$',
+tap.ok(re.search(r'^ticketd_purchases_total\{event="last",tier="general",outcome="sold_out"\} 2$',
                  m, re.M) is not None,
-       "the early 409 is counted as a sold_out purchase")
-tap.ok(re.search(r'^ticketd_queue_wait_seconds_count 2$', m, re.M) is not None,
-       "and its job once in the queue-wait histogram (A's and B's: 2)")
+       "both 409s are counted as sold_out purchases")
+tap.ok(re.search(r'^ticketd_queue_wait_seconds_count 3$', m, re.M) is not None,
+       "queue waits: the three jobs a worker took, not B's")
 d.finish("early sold-out daemon")
 sys.exit(tap.done())
