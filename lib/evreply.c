@@ -50,7 +50,9 @@ static const char *date_now(void)
 /* Adds the Date and Content-Length headers evhttp would add, cheaper: the
  * date from a per-second cache instead of gmtime and a format per reply,
  * the length without snprintf. Content-Length only where a body may be
- * (not HEAD, 1xx, 204 or 304), as evhttp does. */
+ * (not HEAD, 1xx, 204 or 304), as evhttp does. Unlike evhttp, HTTP/1.0
+ * replies get both too (evhttp adds neither without keep-alive, and no Date
+ * with it); both are valid in HTTP/1.0. */
 static void add_fixed_headers(struct evhttp_request *req, int code)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);

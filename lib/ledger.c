@@ -238,8 +238,8 @@ uint64_t ledger_epoch(const struct ledger *l)
 }
 
 /* Written by hand, not with snprintf: the ledger thread makes one code per
- * ticket it records, and snprintf's format parsing was 3% of the daemon's
- * CPU at full load (docs/benchmarks.md). */
+ * ticket it records, and snprintf's format parsing was 3.6% of the
+ * daemon's CPU at full load (docs/benchmarks.md, "What was tried"). */
 int ledger_ticket_code(const char *order_id, unsigned n, char *buf, size_t len)
 {
 	char digits[10]; /* UINT_MAX has 10 */
@@ -583,8 +583,8 @@ static int apply_order(struct ledger *l, struct ledger_req *r, int64_t now)
 		} else {
 			int w = ledger_ticket_code(o->id, i + 1, code, sizeof(code));
 
-			if (w < 0)
-				return SQLITE_TOOBIG;
+			if (w < 0) /* cannot happen: ledger_submit checked the length */
+				return SQLITE_INTERNAL;
 			sqlite3_bind_text(st, 1, code, w, SQLITE_TRANSIENT);
 		}
 		bind_text(st, 2, o->id);

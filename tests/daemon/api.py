@@ -47,11 +47,13 @@ IMF_FIXDATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|
                          r"Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT")
 
 
-def raw_headers(method, path, body=b""):
-    """One request on a fresh socket; (status, [(name, value)...], body)."""
+def raw_headers(method, path, body=b"", version=b"HTTP/1.1"):
+    """One request on a fresh socket, read to the close; (status,
+    [(name, value)...], body)."""
+    close = b"Connection: close\r\n" if version == b"HTTP/1.1" else b""
     with socket.create_connection(("127.0.0.1", d.port), timeout=30) as s:
-        s.sendall(b"%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-                  b"Content-Length: %d\r\n\r\n%s" % (method, path, len(body), body))
+        s.sendall(b"%s %s %s\r\nHost: t\r\n%sContent-Length: %d\r\n\r\n%s"
+                  % (method, path, version, close, len(body), body))
         data = b""
         while True:
             chunk = s.recv(65536)
@@ -64,10 +66,12 @@ def raw_headers(method, path, body=b""):
     return int(lines[0].split()[1]), [(k.lower(), v) for k, v in hdrs], rest
 
 
-for method, path, body, want in ((b"GET", b"/healthz", b"", 200),
-                                 (b"GET", b"/v1/events/nope", b"", 404),
-                                 (b"POST", b"/v1/events/tiny/purchase", b"{bad", 400)):
-    status, hdrs, rbody = raw_headers(method, path, body)
+for method, path, body, want, version in (
+        (b"GET", b"/healthz", b"", 200, b"HTTP/1.1"),
+        (b"GET", b"/v1/events/nope", b"", 404, b"HTTP/1.1"),
+        (b"POST", b"/v1/events/tiny/purchase", b"{bad", 400, b"HTTP/1.1"),
+        (b"GET", b"/healthz", b"", 200, b"HTTP/1.0")):
+    status, hdrs, rbody = raw_headers(method, path, body, version)
     dates = [v for k, v in hdrs if k == "date"]
     lens = [v for k, v in hdrs if k == "content-length"]
     ok = status == want and len(dates) == 1 and IMF_FIXDATE.fullmatch(dates[0]) and \
@@ -75,8 +79,8 @@ for method, path, body, want in ((b"GET", b"/healthz", b"", 200),
         lens == [str(len(rbody))] and len(rbody) > 0
     if not ok:
         tap.diag("%r %r: %d %r %r" % (method, path, status, hdrs, rbody))
-    tap.ok(ok, "%s %s: one Date (IMF-fixdate, now) and one Content-Length (the body's)"
-           % (method.decode(), path.decode()))
+    tap.ok(ok, "%s %s %s: one Date (IMF-fixdate, now) and one Content-Length (the body's)"
+           % (method.decode(), path.decode(), version.decode()))
 status, hdrs, rbody = raw_headers(b"HEAD", b"/healthz")
 tap.ok(status == 405 and rbody == b"" and [k for k, v in hdrs if k == "date"] == ["date"] and
        not [k for k, v in hdrs if k == "content-length"],
