@@ -47,19 +47,26 @@ IMF_FIXDATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|
                          r"Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT")
 
 
-def raw_headers(method, path, body=b"", version=b"HTTP/1.1"):
-    """One request on a fresh socket, read to the close; (status,
-    [(name, value)...], body)."""
-    close = b"Connection: close\r\n" if version == b"HTTP/1.1" else b""
+def send_raw(request):
+    """Sends request (bytes) on a fresh socket; returns all it reads up to
+    the server's close."""
+    data = b""
     with socket.create_connection(("127.0.0.1", d.port), timeout=30) as s:
-        s.sendall(b"%s %s %s\r\nHost: t\r\n%sContent-Length: %d\r\n\r\n%s"
-                  % (method, path, version, close, len(body), body))
-        data = b""
+        s.sendall(request)
         while True:
             chunk = s.recv(65536)
             if not chunk:
                 break
             data += chunk
+    return data
+
+
+def raw_headers(method, path, body=b"", version=b"HTTP/1.1"):
+    """One request on a fresh socket, read to the close; (status,
+    [(name, value)...], body)."""
+    close = b"Connection: close\r\n" if version == b"HTTP/1.1" else b""
+    data = send_raw(b"%s %s %s\r\nHost: t\r\n%sContent-Length: %d\r\n\r\n%s"
+                    % (method, path, version, close, len(body), body))
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     hdrs = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:]]
@@ -259,15 +266,7 @@ tap.eq(codes, [200] * 50, "50 requests on one keep-alive connection")
 c2.close()
 
 # ---- a raw HTTP/1.0 request without keep-alive -------------------------------------------
-s = socket.create_connection((d.host, d.port), timeout=10)
-s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-s.close()
+data = send_raw(b"GET /healthz HTTP/1.0\r\n\r\n")
 tap.ok(data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n")[0]
        and data.endswith(b'{"status":"ok"}'), "HTTP/1.0 request answered, connection closed")
 
