@@ -6,8 +6,9 @@ a latency, accepted payments still confirm; with decline_rate 0.5 the sold
 figures equal the 201 replies exactly. In async mode the purchases of one
 worker overlap (no worker waits out a payment). Clients that reset their
 connection during the payment leave the daemon idle, and their purchases
-still complete. A sold-out purchase is answered by the loop at once, not
-behind a worker that is sleeping out a payment.
+still complete. Once one purchase was refused, the loop answers the next
+sold-out ones at once, not behind a worker that is sleeping out a payment,
+and with 409 even when the queue is full.
 """
 import os
 import re
@@ -125,14 +126,17 @@ d.finish("reset-during-payment daemon")
 # Sold out with a worker pool: once a reserve has been refused, the loop
 # answers the next purchases that cannot be served itself (the seller's
 # sold-out hint), so they never wait behind a worker that sleeps out a
-# payment. One worker, a blocking payment of PAY s, two tickets:
+# payment, nor get 503 for a full queue. One worker, a queue of one, a
+# blocking payment of PAY s, two tickets:
 #  1. a purchase of 3 is refused by the worker (the hint is now "3 or more");
 #  2. A buys 1 and holds the only worker for PAY s;
 #  3. B asks for 3: answered 409 at once, while A is still paying (before
 #     the loop answered it, B waited behind A: 0.00 s before A's reply);
-#  4. C asks for 1 (below the hint): it goes to the pool and sells.
+#  4. C asks for 1 (below the hint): it waits in the queue, which is full;
+#  5. D asks for 3: still 409 at once; E asks for 1: 503 overloaded;
+#  6. A and C then sell.
 PAY = 3 * SCALE
-d = Daemon(base_config(workers=1, io_threads=1,
+d = Daemon(base_config(workers=1, io_threads=1, queue_depth=1,
                        payment={"latency_ms": int(PAY * 1000), "mode": "blocking"},
                        events=[{"id": "last", "tiers": {"general": 2}}])).start()
 r = d.purchase("last", buyer="first", quantity=3)
@@ -142,6 +146,12 @@ res = {}
 
 def buy(name, qty):
     res[name] = (d.purchase("last", buyer=name, quantity=qty), time.monotonic())
+
+
+def metric(text, pattern):
+    """The value of the first exposition line matching pattern, or None."""
+    hit = re.search(r"^%s (\S+)$" % pattern, text, re.M)
+    return float(hit.group(1)) if hit else None
 
 
 th_a = threading.Thread(target=buy, args=("a", 1))
@@ -154,18 +164,27 @@ t_b = time.monotonic()
 tap.ok(b.status == 409 and is_error_body(b, "sold_out") and b.json.get("available") == 1 and
        b.json.get("message") == "not enough general tickets left for 3: 1 available",
        "sold out with the only worker busy: 409 sold_out, available 1 (%r)" % (b,))
-buy("c", 1)
+th_c = threading.Thread(target=buy, args=("c", 1))
+th_c.start()
+while time.monotonic() < deadline and \
+        metric(d.get("/metrics").body.decode(), "ticketd_queue_depth") != 1:
+    time.sleep(0.02)                      # C waits in the full queue
+dd, e = d.purchase("last", buyer="d", quantity=3), d.purchase("last", buyer="e", quantity=1)
+tap.eq((dd.status, is_error_body(dd, "sold_out"), e.status, is_error_body(e, "overloaded")),
+       (409, True, 503, True),
+       "queue full: a sold-out purchase still gets 409 sold_out, a sellable one 503 overloaded")
 th_a.join()
+th_c.join()
 tap.ok(t_b < res["a"][1] - PAY / 2, "the 409 came while the worker still slept in A's payment "
        "(%.2f s before A's reply)" % (res["a"][1] - t_b))
 tap.eq((res["a"][0].status, res["c"][0].status), (201, 201),
        "A's purchase completes, and C's (1, below the hint) went to the pool and sold")
 tap.eq(d.event("last")["tiers"]["general"]["sold"], 2, "sold 2")
 m = d.get("/metrics").body.decode()
-tap.ok(re.search(r'^ticketd_purchases_total\{event="last",tier="general",outcome="sold_out"\} 2$',
-                 m, re.M) is not None,
-       "both 409s are counted as sold_out purchases")
-tap.ok(re.search(r'^ticketd_queue_wait_seconds_count 3$', m, re.M) is not None,
-       "queue waits: the three jobs a worker took, not B's")
+tap.eq((metric(m, r'ticketd_purchases_total\{event="last",tier="general",outcome="sold_out"\}'),
+        metric(m, r'ticketd_purchases_total\{event="last",tier="general",outcome="overloaded"\}')),
+       (3.0, 1.0), "the three 409s are counted as sold_out purchases, the 503 as overloaded")
+tap.eq(metric(m, "ticketd_queue_wait_seconds_count"), 3.0,
+       "queue waits: the three jobs a worker took (the first 409, A, C), not B's or D's")
 d.finish("early sold-out daemon")
 sys.exit(tap.done())
