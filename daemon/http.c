@@ -61,6 +61,7 @@
 #include "guard.h"
 #include "admin.h"
 #include "evreply.h"
+#include "fmt.h"
 #include "http.h"
 #include "idem.h"
 #include "log.h"
@@ -357,17 +358,11 @@ static void ob_str(struct obuf *ob, const char *s)
 /* Appends v in decimal. */
 static void ob_i64(struct obuf *ob, int64_t v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	char tmp[FMT_U64_LEN];
 
-	do {
-		tmp[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
 	if (v < 0)
-		tmp[--i] = '-';
-	ob_add(ob, tmp + i, sizeof(tmp) - i);
+		ob_add(ob, "-", 1);
+	ob_add(ob, tmp, fmt_u64(tmp, v < 0 ? 0 - (uint64_t)v : (uint64_t)v));
 }
 
 /* Writes one ORDER object; buyer_json is the buyer already as JSON. */

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "catalog.h"
+#include "fmt.h"
 #include "job.h"
 #include "ledger.h"
 #include "log.h"
@@ -504,14 +505,9 @@ static void out_str(struct out *o, const char *s)
 
 static void out_u64(struct out *o, uint64_t v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
+	char tmp[FMT_U64_LEN];
 
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	out_mem(o, tmp + i, sizeof(tmp) - i);
+	out_mem(o, tmp, fmt_u64(tmp, v));
 }
 
 static void out_i64(struct out *o, int64_t v)

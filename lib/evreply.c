@@ -22,6 +22,7 @@
 #include <event2/http.h>
 
 #include "evreply.h"
+#include "fmt.h"
 
 /* The Date header's value for now (RFC 7231 IMF-fixdate), formatted once a
  * second per thread; NULL if the clock cannot be read. */
@@ -57,21 +58,15 @@ static void add_fixed_headers(struct evhttp_request *req, int code)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	const char *date = date_now();
-	char len[24], *p = len + sizeof(len);
-	size_t n;
+	char len[FMT_U64_LEN];
 
 	if (date)
 		evhttp_add_header(h, "Date", date);
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD || code / 100 == 1 ||
 	    code == 204 || code == 304)
 		return;
-	n = evbuffer_get_length(evhttp_request_get_output_buffer(req));
-	*--p = '\0';
-	do {
-		*--p = (char)('0' + n % 10);
-		n /= 10;
-	} while (n);
-	evhttp_add_header(h, "Content-Length", p);
+	fmt_u64(len, evbuffer_get_length(evhttp_request_get_output_buffer(req)));
+	evhttp_add_header(h, "Content-Length", len);
 }
 
 void evreply_send(struct evhttp_request *req, int code)

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "ledger.h"
 #include "thread.h"
 #include "ledger_db.h"
@@ -242,13 +243,9 @@ uint64_t ledger_epoch(const struct ledger *l)
  * daemon's CPU at full load (docs/benchmarks.md, "What was tried"). */
 int ledger_ticket_code(const char *order_id, unsigned n, char *buf, size_t len)
 {
-	char digits[10]; /* UINT_MAX has 10 */
-	size_t idlen = strlen(order_id), nd = 0;
+	char digits[FMT_U64_LEN];
+	size_t idlen = strlen(order_id), nd = fmt_u64(digits, n);
 
-	do {
-		digits[nd++] = (char)('0' + n % 10);
-		n /= 10;
-	} while (n);
 	if (idlen + 1 + nd >= len) {
 		if (len)
 			buf[0] = '\0';
@@ -256,9 +253,7 @@ int ledger_ticket_code(const char *order_id, unsigned n, char *buf, size_t len)
 	}
 	memcpy(buf, order_id, idlen);
 	buf[idlen] = '-';
-	for (size_t i = 0; i < nd; i++)
-		buf[idlen + 1 + i] = digits[nd - 1 - i];
-	buf[idlen + 1 + nd] = '\0';
+	memcpy(buf + idlen + 1, digits, nd + 1);
 	return (int)(idlen + 1 + nd);
 }
 
