@@ -1,11 +1,24 @@
 /*
- * guard.c: the connection deadlines of guard.h. A guard watches its
- * connection's input evbuffer (an evbuffer callback, so the first byte of a
- * keep-alive request is seen as it is read) and keeps one timer. All the
- * timers of a set share two durations, registered as libevent "common
- * timeouts": arming and disarming is a queue append and unlink, not a heap
- * operation, so a guard costs a few list operations per request. Guards are
- * recycled through the set's free list, with their timers.
+ * guard.c: the connection deadlines of guard.h, and the read event that keeps
+ * a held connection in epoll. A guard watches its connection's input
+ * evbuffer (an evbuffer callback, so the first byte of a keep-alive request
+ * is seen as it is read) and keeps one timer. All the timers of a set share
+ * two durations, registered as libevent "common timeouts": arming and
+ * disarming is a queue append and unlink, not a heap operation, so a guard
+ * costs a few list operations per request. Guards are recycled through the
+ * set's free list, with their timers and read events.
+ *
+ * The keeper: evhttp disables reading while the loop holds a request and
+ * enables it again once the reply is out. When the reply comes in a later
+ * loop iteration (a worker, a payment, the ledger), the fd has no event left
+ * in between, so the changelist issues an epoll_ctl DEL, then an ADD: two
+ * syscalls and an epitem freed and made again, per purchase. A second
+ * EV_READ event on the fd, added as the request is held (the same iteration
+ * as evhttp's disable, so the two cancel in the changelist), keeps the fd
+ * registered: no epoll_ctl at all. While the keeper is the only reader,
+ * input (a pipelined request, EOF, a reset: epoll reports those as readable
+ * too) must not make the loop spin, so the keeper removes itself the first
+ * time it fires for input the bufferevent did not just read (see on_keep).
  * Only the loop thread owning the base calls in here.
  */
 #include "config.h"
@@ -33,6 +46,9 @@ struct guard {
 	struct evbuffer *in;              /* evcon's input buffer */
 	struct evbuffer_cb_entry *watch;  /* our callback on it */
 	struct event *timer;
+	struct event *keep_ev;           /* the keeper: EV_READ on the fd while held */
+	int keeping;                     /* keep_ev is added */
+	int fed;                          /* the bufferevent read since on_keep ran */
 	enum guard_state state;
 	struct guard *next_free;
 };
@@ -82,6 +98,7 @@ void guard_set_free(struct guard_set *gs)
 	while ((g = gs->free)) {
 		gs->free = g->next_free;
 		event_free(g->timer);
+		event_free(g->keep_ev);
 		free(g);
 	}
 	free(gs);
@@ -123,13 +140,39 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	struct guard *g = arg;
 
 	(void)buf;
-	if (info->n_added && g->state == GUARD_IDLE)
-		arm(g, GUARD_READING, &g->set->request_tv);
+	if (info->n_added) {
+		g->fed = 1;
+		if (g->state == GUARD_IDLE)
+			arm(g, GUARD_READING, &g->set->request_tv);
+	}
+}
+
+/* The fd is readable. While the bufferevent reads, that is its business.
+ * Otherwise the keeper is the fd's only reader: if the bufferevent read in
+ * this iteration (both were woken by the request it then held), that
+ * explains it once; else the input is new (pipelined, EOF, reset) and
+ * would wake the loop on every poll, so the keeper goes until the next held
+ * request, and the bufferevent picks the input up after the reply. */
+static void on_keep(evutil_socket_t fd, short what, void *arg)
+{
+	struct guard *g = arg;
+
+	(void)fd;
+	(void)what;
+	if (bufferevent_get_enabled(evhttp_connection_get_bufferevent(g->evcon)) & EV_READ)
+		return;
+	if (g->fed) {
+		g->fed = 0;
+		return;
+	}
+	event_del(g->keep_ev);
+	g->keeping = 0;
 }
 
 struct guard *guard_open(struct guard_set *gs, struct evhttp_connection *evcon)
 {
 	struct guard *g = gs->free;
+	struct bufferevent *bev;
 
 	if (g) {
 		gs->free = g->next_free;
@@ -139,13 +182,24 @@ struct guard *guard_open(struct guard_set *gs, struct evhttp_connection *evcon)
 			return NULL;
 		g->set = gs;
 		g->timer = evtimer_new(gs->base, on_deadline, g);
-		if (!g->timer) {
+		g->keep_ev = event_new(gs->base, -1, 0, on_keep, g);
+		if (!g->timer || !g->keep_ev) {
+			if (g->timer)
+				event_free(g->timer);
+			if (g->keep_ev)
+				event_free(g->keep_ev);
 			free(g);
 			return NULL;
 		}
 	}
 	g->evcon = evcon;
-	g->in = bufferevent_get_input(evhttp_connection_get_bufferevent(evcon));
+	bev = evhttp_connection_get_bufferevent(evcon);
+	/* Not pending (guard_close deleted it), so it may be assigned anew. */
+	event_assign(g->keep_ev, gs->base, bufferevent_getfd(bev), EV_READ | EV_PERSIST,
+		     on_keep, g);
+	g->keeping = 0;
+	g->fed = 0;
+	g->in = bufferevent_get_input(bev);
 	g->watch = evbuffer_add_cb(g->in, on_input, g);
 	if (!g->watch) {
 		g->next_free = gs->free;
@@ -160,6 +214,8 @@ void guard_held(struct guard *g)
 {
 	g->state = GUARD_HELD;
 	evtimer_del(g->timer);
+	if (!g->keeping && event_add(g->keep_ev, NULL) == 0)
+		g->keeping = 1; /* if not, evhttp's DEL and ADD just happen */
 }
 
 void guard_replying(struct guard *g)
@@ -180,6 +236,8 @@ void guard_close(struct guard *g)
 	struct guard_set *gs = g->set;
 
 	evtimer_del(g->timer);
+	event_del(g->keep_ev); /* before evhttp closes the fd */
+	g->keeping = 0;
 	evbuffer_remove_cb_entry(g->in, g->watch);
 	g->state = GUARD_CLOSED;
 	g->evcon = NULL;

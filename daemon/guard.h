@@ -10,6 +10,9 @@
  *  - idle (keep-alive, between requests): the next request's first byte
  *    must come within idle_ms.
  * A deadline that passes closes the connection (evhttp_connection_free).
+ * While a request is held, a guard also keeps the connection's fd in epoll
+ * (a second read event), so evhttp's read disable and enable around it cost
+ * no epoll_ctl.
  * Everything here belongs to the loop thread that owns the event_base;
  * nothing crosses threads.
  */
@@ -34,7 +37,8 @@ unsigned long long guard_set_expired(const struct guard_set *gs);
 /* Starts guarding a new connection, in the reading state; NULL if out of
  * memory (the caller should close the connection). */
 struct guard *guard_open(struct guard_set *gs, struct evhttp_connection *evcon);
-/* The loop has the connection's request: no deadline until the reply. */
+/* The loop has the connection's request: no deadline until the reply, and
+ * the fd stays registered with epoll meanwhile (the keeper, guard.c). */
 void guard_held(struct guard *g);
 /* A reply is being written: it must be out within request_ms. */
 void guard_replying(struct guard *g);

@@ -6,7 +6,10 @@ a latency, accepted payments still confirm; with decline_rate 0.5 the sold
 figures equal the 201 replies exactly. In async mode the purchases of one
 worker overlap (no worker waits out a payment). Clients that reset their
 connection during the payment leave the daemon idle, and their purchases
-still complete. Once one purchase was refused, the loop answers the next
+still complete, and so do the loop's other held-request cases: a client
+that sends its next request during the payment (pipelined: the daemon stays
+idle, then answers both in order) or half-closes its end (stays idle, the
+reply still arrives). Once one purchase was refused, the loop answers the next
 sold-out ones at once, not behind a worker that is sleeping out a payment,
 and with 409 even when the queue is full.
 """
@@ -81,10 +84,13 @@ gen = d.event("concert")["tiers"]["general"]
 tap.eq((gen["sold"], gen["available"]), (2 * len(ok201), 900 - 2 * len(ok201)),
        "decline 0.5: sold == tickets of the 201s, declined ones back in stock")
 d.finish("decline 0.5 daemon")
-# A client that resets its connection (RST) while its purchase waits out a
-# payment: the purchase still completes, and the loop does not spin on the
-# dead socket meanwhile (its CPU time over the wait stays far below the wall
-# time; a loop polling a reported-but-unhandled error uses all of it).
+# Clients that do something to their connection while its purchase waits out
+# a payment (the loop holds the request, evhttp does not read): four reset it
+# (RST), two send their next request (pipelined), two half-close it
+# (shutdown SHUT_WR: EOF). Each of these makes the fd readable while evhttp
+# does not read it; the loop must not spin on that (its CPU time over the
+# wait stays far below the wall time; a loop polling a reported-but-unhandled
+# event uses all of it), and every purchase still completes.
 HOLD = 1.5 * SCALE
 d = Daemon(base_config(workers=0, io_threads=1,
                        payment={"latency_ms": int(HOLD * 1000), "decline_rate": 0.0,
@@ -98,30 +104,65 @@ def cpu_s():
     return (int(fields[11]) + int(fields[12])) / tick   # utime + stime
 
 
-body = b'{"buyer":"rst","quantity":1}'
-socks = []
-for _ in range(4):
-    s = socket.create_connection((d.host, d.port))
-    s.sendall(b"POST /v1/events/flash-sale/purchase HTTP/1.1\r\nHost: t\r\n"
-              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-              % (len(body), body))
-    socks.append(s)
+def purchase_bytes(buyer):
+    body = b'{"buyer":"%s","quantity":1}' % buyer
+    return (b"POST /v1/events/flash-sale/purchase HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body))
+
+
+class _Stream:
+    """Reads responses one after another from one socket (status, body)."""
+    def __init__(self, sock):
+        self.f = sock.makefile("rb")
+
+    def reply(self):
+        status = int(self.f.readline(1024).split()[1])
+        length = 0
+        while True:
+            line = self.f.readline(8192)
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, self.f.read(length)
+
+
+clients = {"rst": [], "pipelined": [], "halfclosed": []}
+for kind, n in (("rst", 4), ("pipelined", 2), ("halfclosed", 2)):
+    for i in range(n):
+        s = socket.create_connection((d.host, d.port))
+        s.settimeout(30 * SCALE)
+        s.sendall(purchase_bytes(b"%s%d" % (kind.encode(), i)))
+        clients[kind].append(s)
 time.sleep(0.2 * SCALE)                  # the purchases are now waiting on their payment
-for s in socks:
+for s in clients["rst"]:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()                            # RST
+for i, s in enumerate(clients["pipelined"]):
+    s.sendall(purchase_bytes(b"again%d" % i))
+for s in clients["halfclosed"]:
+    s.shutdown(socket.SHUT_WR)
 c0, t0 = cpu_s(), time.monotonic()
 time.sleep(HOLD * 0.6)
 used, wall = cpu_s() - c0, time.monotonic() - t0
-tap.ok(used < 0.4 * wall, "clients reset during the payment: the daemon stays idle "
-       "(%.2f s of CPU in %.2f s)" % (used, wall))
+tap.ok(used < 0.4 * wall, "clients that reset, pipelined or half-closed during the payment: "
+       "the daemon stays idle (%.2f s of CPU in %.2f s)" % (used, wall))
+got = [[_Stream(s)] for s in clients["pipelined"]]
+tap.eq([(st.reply()[0], st.reply()[0]) for [st] in got], [(201, 201)] * 2,
+       "a request sent during the payment is answered after the first, both 201")
+tap.eq([_Stream(s).reply()[0] for s in clients["halfclosed"]], [201] * 2,
+       "a client that half-closed during the payment still gets its 201")
+for s in clients["pipelined"] + clients["halfclosed"]:
+    s.close()
 deadline = time.monotonic() + 10 * SCALE
 while time.monotonic() < deadline and \
-        d.event("flash-sale")["tiers"]["general"]["sold"] < 4:
+        d.event("flash-sale")["tiers"]["general"]["sold"] < 10:
     time.sleep(0.05)
-tap.eq(d.event("flash-sale")["tiers"]["general"]["sold"], 4,
-       "the four reset clients' purchases still completed (sold 4)")
-d.finish("reset-during-payment daemon")
+tap.eq(d.event("flash-sale")["tiers"]["general"]["sold"], 10,
+       "every purchase completed: 4 of reset clients, 4 pipelined, 2 half-closed (sold 10)")
+d.finish("held-connection daemon")
 
 # Sold out with a worker pool: once a reserve has been refused, the loop
 # answers the next purchases that cannot be served itself (the seller's

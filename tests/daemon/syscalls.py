@@ -1,0 +1,86 @@
+"""syscalls.py: what a held purchase costs the loop in system calls, counted
+with strace (a count, not a speed). With "workers": 0 and no payment
+latency, the reply to a purchase comes in a later loop iteration, after the
+ledger's commit; evhttp disables reading on the connection in between. The
+guard's keeper (daemon/guard.c) keeps the fd registered with epoll, so a
+purchase on a keep-alive connection needs no epoll_ctl at all (without it:
+a DEL and an ADD each). Skipped without strace, when ptrace is not allowed,
+or for a ThreadSanitizer build (it runs without libevent's changelist).
+"""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import tap
+from ticketd_test import SCALE, TICKETD, Daemon, base_config, watchdog
+
+watchdog(120)
+N = 200
+
+
+def tsan_build():
+    try:
+        with open(TICKETD, "rb") as f:
+            return b"__tsan_" in f.read()
+    except OSError:
+        return False
+
+
+def traced(pid):
+    """Whether every thread of pid has a tracer attached."""
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                if "\nTracerPid:\t0\n" in f.read():
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+why = None
+if not shutil.which("strace"):
+    why = "strace is not installed"
+elif tsan_build():
+    why = "a ThreadSanitizer build runs without the epoll changelist"
+if why:
+    tap.skip("a held purchase costs the loop no epoll_ctl", why)
+    raise SystemExit(tap.done())
+
+d = Daemon(base_config(workers=0, io_threads=1,
+                       payment={"latency_ms": 0, "decline_rate": 0.0, "mode": "async"})).start()
+conn = d.connect()
+warm = [d.purchase("flash-sale", conn=conn, buyer="warm").status for _ in range(20)]
+out = os.path.join(d.dir, "strace.txt")
+st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out,
+                       "-p", str(d.proc.pid)],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+deadline = time.monotonic() + 10 * SCALE
+while time.monotonic() < deadline and st.poll() is None and not traced(d.proc.pid):
+    time.sleep(0.02)
+if st.poll() is not None or not traced(d.proc.pid):
+    err = st.communicate()[1].decode(errors="replace").strip() if st.poll() is not None else ""
+    if st.poll() is None:
+        st.kill()
+        st.wait()
+    tap.skip("a held purchase costs the loop no epoll_ctl",
+             "strace could not attach (%s)" % (err or "ptrace not allowed?"))
+    conn.close()
+    d.finish("syscalls daemon")
+    raise SystemExit(tap.done())
+replies = [d.purchase("flash-sale", conn=conn, buyer="b%d" % i).status for i in range(N)]
+st.send_signal(signal.SIGINT)             # detaches and flushes the log
+st.wait(timeout=10 * SCALE)
+conn.close()
+with open(out) as f:
+    calls = [line for line in f if "epoll_ctl(" in line]
+tap.eq((warm + replies).count(201), N + 20, "%d purchases on one keep-alive connection: all 201"
+       % (N + 20))
+tap.ok(len(calls) <= N // 10, "%d held purchases cost the loop %d epoll_ctl calls (at most %d; "
+       "a DEL and an ADD each without the keeper)" % (N, len(calls), N // 10))
+if len(calls) > N // 10:
+    tap.diag("first calls: %s" % "".join(calls[:6]))
+d.finish("syscalls daemon")
+raise SystemExit(tap.done())
