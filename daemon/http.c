@@ -1,8 +1,8 @@
 /*
  * http.c: the event loops. Each loop thread owns one event_base (created
  * with EVENT_BASE_FLAG_NOLOCK: no other thread ever calls into it), one
- * evhttp, one listener per shared listening socket, a table of its
- * connections, a free list of jobs and a completion queue.
+ * evhttp, one listener per listening socket (its own, SO_REUSEPORT, or
+ * shared with the other loops: see http.h), a table of its connections, a free list of jobs and a completion queue.
  *
  * What crosses threads, and how:
  *  - loop -> pool: pool_submit_list() of the jobs the loop filled in one
@@ -147,8 +147,9 @@ struct http {
 	struct catalog *cat;
 	struct pool *pool;
 	const struct job_env *env;
-	const int *fds;
+	const int *fds;                   /* nsets sets of nfds (http_options) */
 	size_t nfds;
+	size_t nsets;
 	void (*on_drained)(void *arg);
 	void *arg;
 	struct http_loop *loops;
@@ -205,41 +206,67 @@ int http_sockname(int fd, char *buf, size_t len)
 	return 0;
 }
 
-int http_listen(const struct conf_listen *l, int *fd, char *bound, size_t boundlen,
-		char *err, size_t errlen)
+/* Makes a listening socket bound to addr (text names it in errors): the
+ * body of http_listen and http_listen_again. 0 with *fd, or -errno. */
+static int listen_on(const struct sockaddr *addr, socklen_t addrlen, const char *text,
+		     int *fd, char *err, size_t errlen)
 {
 	int one = 1, s, rc;
 
-	s = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	s = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "listen %s: socket: %s", l->text, strerror(errno));
+		snprintf(err, errlen, "listen %s: socket: %s", text, strerror(errno));
 		return rc;
 	}
 	if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    (l->addr.ss_family == AF_INET6 &&
+	    (addr->sa_family == AF_INET6 &&
 	     setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
 		rc = -errno;
-		snprintf(err, errlen, "listen %s: setsockopt: %s", l->text, strerror(errno));
+		snprintf(err, errlen, "listen %s: setsockopt: %s", text, strerror(errno));
 		goto fail;
 	}
-	if (bind(s, (const struct sockaddr *)&l->addr, l->addrlen) < 0) {
+	if (bind(s, addr, addrlen) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "listen %s: bind: %s", l->text, strerror(errno));
+		snprintf(err, errlen, "listen %s: bind: %s", text, strerror(errno));
 		goto fail;
 	}
 	if (listen(s, SOMAXCONN) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "listen %s: listen: %s", l->text, strerror(errno));
+		snprintf(err, errlen, "listen %s: listen: %s", text, strerror(errno));
 		goto fail;
 	}
-	http_sockname(s, bound, boundlen);
 	*fd = s;
 	return 0;
 fail:
 	close(s);
 	return rc;
+}
+
+int http_listen(const struct conf_listen *l, int *fd, char *bound, size_t boundlen,
+		char *err, size_t errlen)
+{
+	int rc = listen_on((const struct sockaddr *)&l->addr, l->addrlen, l->text, fd,
+			   err, errlen);
+
+	if (rc == 0)
+		http_sockname(*fd, bound, boundlen);
+	return rc;
+}
+
+int http_listen_again(int fd, int *out, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char text[96];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(err, errlen, "listen: getsockname: %s", strerror(errno));
+		return -errno;
+	}
+	http_sockname(fd, text, sizeof(text));
+	return listen_on((const struct sockaddr *)&ss, sl, text, out, err, errlen);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -1419,18 +1446,18 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 	evhttp_set_gencb(lp->evh, on_request, lp);
 	evhttp_set_bevcb(lp->evh, on_new_bev, lp);
 	for (size_t i = 0; i < h->nfds; i++) {
-		/* No LEV_OPT_CLOSE_ON_FREE: every loop shares the fd. */
+		int fd = h->fds[(index % h->nsets) * h->nfds + i];
+		/* No LEV_OPT_CLOSE_ON_FREE: main owns the fd (and may share it). */
 		struct evconnlistener *lst = evconnlistener_new(lp->base, NULL, NULL,
 								LEV_OPT_CLOSE_ON_EXEC,
-								0, h->fds[i]);
+								0, fd);
 
 		if (lst)
 			lp->bound[i] = evhttp_bind_listener(lp->evh, lst);
 		if (!lst || !lp->bound[i]) {
 			if (lst)
 				evconnlistener_free(lst);
-			snprintf(err, errlen, "loop %u: cannot listen on fd %d", index,
-				 h->fds[i]);
+			snprintf(err, errlen, "loop %u: cannot listen on fd %d", index, fd);
 			return -ENOMEM;
 		}
 		evconnlistener_set_error_cb(lst, on_accept_error);
@@ -1457,6 +1484,7 @@ int http_create(const struct http_options *o, struct http **out,
 	h->env = o->env;
 	h->fds = o->fds;
 	h->nfds = o->nfds;
+	h->nsets = o->nsets ? o->nsets : 1;
 	h->on_drained = o->drained;
 	h->arg = o->arg;
 	pthread_mutex_init(&h->start_lock, NULL);

@@ -1,7 +1,8 @@
 /*
  * http.h: ticketd's HTTP front end. io_threads event loops, each a thread
- * with its own event_base and evhttp, all accepting on the same listening
- * sockets. A loop routes each request, answers what it can at once (health,
+ * with its own event_base and evhttp, each accepting on its own listening
+ * sockets (SO_REUSEPORT: the kernel spreads new connections over them) or,
+ * with sockets from systemd, all on the same ones. A loop routes each request, answers what it can at once (health,
  * events, every client error) and hands purchases and order lookups to the
  * worker pool as jobs; the job comes back through the loop's completion
  * queue (an MPSC list plus one eventfd wakeup per batch) and the loop that
@@ -27,8 +28,9 @@ struct http_options {
 	struct catalog *catalog;
 	struct pool *pool;
 	const struct job_env *env;     /* handed to every job */
-	const int *fds;                /* listening sockets, shared by all loops; */
-	size_t nfds;                   /*   the caller owns and closes them */
+	const int *fds;                /* listening sockets: nsets sets of nfds, */
+	size_t nfds;                   /*   loop i takes set i % nsets (1 set: */
+	size_t nsets;                  /*   all share it); the caller closes them */
 	/* Called once, from some loop thread, when every loop has drained
 	 * after http_drain; must be thread-safe (e.g. event_active). */
 	void (*drained)(void *arg);
@@ -44,6 +46,9 @@ struct http_options {
  * (port 0 resolved) in bound, e.g. "127.0.0.1:43123"; or -errno with err. */
 int http_listen(const struct conf_listen *l, int *fd, char *bound, size_t boundlen,
 		char *err, size_t errlen);
+/* Opens one more listening socket on the address fd is bound to (the same
+ * port, SO_REUSEPORT), for another loop. 0 with *out, or -errno with err. */
+int http_listen_again(int fd, int *out, char *err, size_t errlen);
 /* Writes the local address of a listening socket as "addr:port" / "[v6]:port";
  * 0 or -errno. */
 int http_sockname(int fd, char *buf, size_t len);

@@ -283,12 +283,16 @@ static void log_figures(struct catalog *cat)
 	}
 }
 
-/* Opens the listening sockets: systemd's, or the config's. Returns the
- * count (fds in *fds, *owned if we made them), or -1. */
-static int open_sockets(const struct conf *c, int **fds, int *owned)
+/* Opens the listening sockets: systemd's, shared by every loop, or the
+ * config's, one set per loop (the first binds, the others join it with
+ * SO_REUSEPORT, so the kernel spreads new connections over the loops).
+ * Returns the count per set (*nsets sets in *fds, *owned if we made them),
+ * or -1. */
+static int open_sockets(const struct conf *c, int **fds, size_t *nsets, int *owned)
 {
 	char err[256], addr[96];
 	int first, n, i;
+	size_t set = 0;
 
 	n = sysd_listen_fds(&first, err, sizeof(err));
 	if (n < 0) {
@@ -296,12 +300,16 @@ static int open_sockets(const struct conf *c, int **fds, int *owned)
 		return -1;
 	}
 	*owned = n == 0;
-	if (n == 0)
+	*nsets = 1;
+	if (n == 0) {
 		n = (int)c->nlisten;
-	else
+		*nsets = c->io_threads;
+	} else {
 		log_notice("socket activation: serving the %d socket%s systemd passed; "
-			   "\"listen\" and -l are ignored", n, n == 1 ? "" : "s");
-	*fds = calloc((size_t)n, sizeof(**fds));
+			   "\"listen\" and -l are ignored; the %u loops share %s", n,
+			   n == 1 ? "" : "s", c->io_threads, n == 1 ? "it" : "them");
+	}
+	*fds = calloc((size_t)n * *nsets, sizeof(**fds));
 	if (!*fds) {
 		log_err("out of memory");
 		return -1;
@@ -320,10 +328,23 @@ static int open_sockets(const struct conf *c, int **fds, int *owned)
 			log_notice("listening on %s (socket from systemd)", addr);
 		}
 	}
+	for (set = 1; set < *nsets; set++) {
+		for (i = 0; i < n; i++) {
+			if (http_listen_again((*fds)[i], &(*fds)[set * (size_t)n + (size_t)i],
+					      err, sizeof(err)) < 0) {
+				log_err("%s (the socket of loop %zu)", err, set);
+				goto fail;
+			}
+		}
+	}
+	if (*nsets > 1)
+		log_info("each of the %zu loops accepts on its own socket%s (SO_REUSEPORT)",
+			 *nsets, n == 1 ? "" : "s");
 	return n;
 fail:
-	while (i-- > 0)
-		close((*fds)[i]);
+	/* Sets before set are whole; set has i. */
+	for (size_t k = set * (size_t)n + (size_t)i; *owned && k-- > 0;)
+		close((*fds)[k]);
 	free(*fds);
 	*fds = NULL;
 	return -1;
@@ -383,6 +404,7 @@ static int run(struct conf **cp, const struct options *o)
 		.batch_end = work_batch_end,
 	};
 	int *fds = NULL, nfds = 0, owned = 0, rc = 1;
+	size_t nsets = 1;
 	char err[512];
 
 	signal(SIGPIPE, SIG_IGN);
@@ -454,7 +476,7 @@ static int run(struct conf **cp, const struct options *o)
 		}
 		env.reads = reads;
 	}
-	nfds = open_sockets(c, &fds, &owned);
+	nfds = open_sockets(c, &fds, &nsets, &owned);
 	if (nfds < 0)
 		goto out;
 	d.base = event_base_new();
@@ -473,7 +495,8 @@ static int run(struct conf **cp, const struct options *o)
 	{
 		struct http_options ho = {
 			.conf = c, .catalog = d.cat, .pool = d.pool, .env = &env,
-			.fds = fds, .nfds = (size_t)nfds, .drained = drained_cb, .arg = &d,
+			.fds = fds, .nfds = (size_t)nfds, .nsets = nsets,
+			.drained = drained_cb, .arg = &d,
 			.tick_ms = tick_ms, .stall_ms = stall_ms,
 		};
 
@@ -528,7 +551,7 @@ out:
 	admin_close(admin);
 	catalog_destroy(d.cat);
 	payment_destroy(payment);
-	for (int i = 0; owned && i < nfds; i++)
+	for (size_t i = 0; owned && nfds > 0 && i < (size_t)nfds * nsets; i++)
 		close(fds[i]);
 	free(fds);
 	for (int i = 0; i < 3; i++)

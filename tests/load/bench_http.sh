@@ -9,7 +9,9 @@
 # wrk -t1 -c64 -d10s --latency:
 #   1. the ceiling: nginx answering a fixed body (../shared/anchors/nginx/
 #      ceiling.sh), and each core under the very same wrk command and request
-#      body (a static script), pinned and unpinned; ticketd as a ratio of it;
+#      body (a static script), pinned and unpinned, plus one core unpinned
+#      with the threading conf/ticketd.conf ships (io_threads 2, 2 workers);
+#      ticketd as a ratio of it;
 #   2. the matrix: core x payment latency (0, 1 ms, async) x ledger sync (off,
 #      full; "n/a" when the daemon has no "ledger" key) with the counting
 #      script (flash_sale.lua, which drains so its counts are exact): req/s,
@@ -267,6 +269,7 @@ audit_ok=0
 "$ticketd" --help 2>&1 | grep -q -- '--audit' && audit_ok=1
 [ -n "$cores" ] || cores=$("$ticketd" --list-sellers 2>/dev/null | awk '{ print $1 }')
 [ -n "$cores" ] || cores=mutex
+default_threads_core=$(echo $cores | cut -d' ' -f1)
 syncs="off full"
 [ $ledger_ok -eq 1 ] || syncs=n/a
 have_nginx=0
@@ -288,7 +291,7 @@ echo
 ngx_none=; ngx_split=; ngx_count=
 evh_none=; evh_split=
 echo "== 1. Ceiling: the same wrk command and body, nginx fixed reply vs ticketd purchase (payment 0 ms, sync $(echo $syncs | cut -d' ' -f1))"
-printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s %7s\n' server pin w req/s p50_ms p99_ms non2xx errors ratio x_evhttp
+printf '%-10s %-8s %3s %10s %8s %8s %7s %7s %7s %7s\n' server pin w req/s p50_ms p99_ms non2xx errors ratio x_evhttp
 for p in none split; do
 	[ "$p" = split ] && [ "$pin" != split ] && continue
 	set_pin $p
@@ -300,7 +303,7 @@ for p in none split; do
 		nginx_stop
 		set -- $(wrk_stats "$out")
 		eval "ngx_$p=$1"
-		printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' nginx $p - "$1" "$2" "$3" "$4" "$5" 1.00
+		printf '%-10s %-8s %3s %10s %8s %8s %7s %7s %7s\n' nginx $p - "$1" "$2" "$3" "$4" "$5" 1.00
 	fi
 	if [ -x "$evhttp_hello" ]; then
 		# evhttp's own ceiling: one loop, a fixed reply, the same wrk command.
@@ -320,7 +323,7 @@ for p in none split; do
 			set -- $(wrk_stats "$out")
 			eval "ngx=\${ngx_$p:-}"
 			eval "evh_$p=$1"
-			printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s\n' evhttp $p - "$1" "$2" "$3" "$4" "$5" \
+			printf '%-10s %-8s %3s %10s %8s %8s %7s %7s %7s\n' evhttp $p - "$1" "$2" "$3" "$4" "$5" \
 				"$(ratio "$1" "$ngx")"
 		else
 			echo "evhttp_hello did not start: $(cat "$work/evhttp.port")"
@@ -339,14 +342,32 @@ for p in none split; do
 		stop_ticketd
 		set -- $(wrk_stats "$out")
 		eval "ngx=\${ngx_$p:-} evh=\${evh_$p:-}"
-		printf '%-10s %-6s %3s %10s %8s %8s %7s %7s %7s %7s\n' "$core" $p $workers "$1" "$2" "$3" "$4" "$5" \
+		printf '%-10s %-8s %3s %10s %8s %8s %7s %7s %7s %7s\n' "$core" $p $workers "$1" "$2" "$3" "$4" "$5" \
 			"$(ratio "$1" "$ngx")" "$(ratio "$1" "$evh")"
 	done
 	done
+	# Unpinned, the threading conf/ticketd.conf ships (2 loops, each on its
+	# own SO_REUSEPORT socket, 2 workers) can use what wrk leaves of its core.
+	if [ "$p" = none ] && [ -n "$default_threads_core" ]; then
+		st=$work/ceil-default-threads
+		save_iot=$io_threads save_w=$workers
+		io_threads=2 workers=2
+		gen_conf "$st.conf" "$default_threads_core" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state"
+		io_threads=$save_iot workers=$save_w
+		start_ticketd "$st.conf"
+		wrk_static "http://127.0.0.1:$dport/v1/events/bench/purchase" "$st.wrk"
+		keep_raw "ticketd $default_threads_core, io_threads 2, workers 2, static purchase body, pin none" "$st.wrk"
+		stop_ticketd
+		set -- $(wrk_stats "$st.wrk")
+		eval "ngx=\${ngx_$p:-} evh=\${evh_$p:-}"
+		printf '%-10s %-8s %3s %10s %8s %8s %7s %7s %7s %7s\n' "$default_threads_core" "$p/io2" 2 "$1" "$2" "$3" "$4" "$5" \
+			"$(ratio "$1" "$ngx")" "$(ratio "$1" "$evh")"
+	fi
 done
 echo "(w: worker threads, 0 = reserve on the loop; non2xx must be 0: every static purchase"
 echo " is a 201 from an event that cannot sell out; ratio: of nginx's req/s; x_evhttp: of"
-echo " evhttp_hello's, evhttp's own ceiling: one loop answering a fixed body)"
+echo " evhttp_hello's, evhttp's own ceiling: one loop answering a fixed body; pin none/io2:"
+echo " the shipped threading, io_threads 2 and 2 workers, unpinned, first core listed)"
 echo
 
 # --- 2. matrix -----------------------------------------------------------------
