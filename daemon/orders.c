@@ -333,7 +333,6 @@ void orders_commit(struct orders *o, struct orders_commit *c)
 	r->order.pool = c->order.pool;
 	r->order.quantity = c->order.quantity;
 	r->order.buyer = c->order.buyer;
-	r->order.tickets = NULL; /* "<id>-<n>" */
 	r->idem = c->idem;
 	submit(o, c);
 }

@@ -37,9 +37,20 @@
 #define PURGE_INTERVAL_MAX_S 60       /* background purge period, at most */
 #define FAIL_LOG_INTERVAL_NS 1000000000LL /* one failure line per second */
 
-/* Schema 1. Times are unix milliseconds; pools and tiers are "general" or
+/* The tickets of every order, derived: "<id>-<n>" for n = 1..quantity. For
+ * the shell and the audit; the daemon derives them in C (ledger_get_order). */
+#define TICKETS_VIEW_SQL \
+	"CREATE VIEW tickets (code, order_id, seq) AS\n" \
+	"    WITH RECURSIVE t (order_id, seq, quantity) AS (\n" \
+	"        SELECT id, 1, quantity FROM orders\n" \
+	"        UNION ALL SELECT order_id, seq + 1, quantity FROM t WHERE seq < quantity)\n" \
+	"    SELECT order_id || '-' || seq, order_id, seq FROM t;\n"
+
+/* Schema 2. Times are unix milliseconds; pools and tiers are "general" or
  * "vip". counts duplicates the sums over orders so the audit can cross-check
- * them. Keep docs/ledger.md in step. */
+ * them. Ticket n of an order is "<id>-<n>": tickets is a view that derives
+ * them (schema 1 stored a row per ticket; upgrade_v1 converts such a file).
+ * Keep docs/ledger.md in step. */
 const char ledger_schema_sql[] =
 	"BEGIN;\n"
 	"CREATE TABLE meta (\n"
@@ -59,12 +70,7 @@ const char ledger_schema_sql[] =
 	"    created_ms INTEGER NOT NULL,\n"
 	"    updated_ms INTEGER NOT NULL\n"
 	") WITHOUT ROWID;\n"
-	"CREATE TABLE tickets (\n"
-	"    code     TEXT PRIMARY KEY,\n"
-	"    order_id TEXT NOT NULL REFERENCES orders (id),\n"
-	"    seq      INTEGER NOT NULL CHECK (seq > 0),  -- 1..quantity\n"
-	"    UNIQUE (order_id, seq)\n"
-	") WITHOUT ROWID;\n"
+	TICKETS_VIEW_SQL
 	"CREATE TABLE refunds (\n"
 	"    order_id    TEXT PRIMARY KEY REFERENCES orders (id),\n"
 	"    refunded_ms INTEGER NOT NULL\n"
@@ -85,10 +91,10 @@ const char ledger_schema_sql[] =
 	"    created_ms INTEGER NOT NULL\n"
 	") WITHOUT ROWID;\n"
 	"CREATE INDEX idempotency_created ON idempotency (created_ms);\n"
-	"INSERT INTO meta (key, value) VALUES ('schema_version', 1), ('boot_epoch', 0),\n"
+	"INSERT INTO meta (key, value) VALUES ('schema_version', 2), ('boot_epoch', 0),\n"
 	"    ('created_ms', CAST(strftime('%s', 'now') AS INTEGER) * 1000);\n"
 	"PRAGMA application_id = 1953063787; -- 0x7469636b, \"tick\"\n"
-	"PRAGMA user_version = 1;\n"
+	"PRAGMA user_version = 2;\n"
 	"COMMIT;\n";
 
 _Static_assert(LEDGER_APPLICATION_ID == 1953063787, "the schema's application_id");
@@ -96,7 +102,7 @@ _Static_assert(LEDGER_APPLICATION_ID == 1953063787, "the schema's application_id
 /* The write connection's statements, prepared once. */
 enum wstmt {
 	W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
-	W_INS_ORDER, W_INS_TICKET, W_INS_COUNT, W_ADD_COUNTS,
+	W_INS_ORDER, W_INS_COUNT, W_ADD_COUNTS,
 	W_DEL_OLD_KEY, W_INS_IDEM,
 	W_GET_STATE, W_SET_REFUNDED, W_INS_REFUND,
 	W_PURGE_ALL, W_PURGE_CHUNK,
@@ -114,7 +120,6 @@ static const char *const wsql[W_COUNT] = {
 		"INSERT INTO orders (id, event, tier, pool, quantity, buyer, idem_key,"
 		" req_hash, state, created_ms, updated_ms)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'confirmed', ?9, ?9)",
-	[W_INS_TICKET] = "INSERT INTO tickets (code, order_id, seq) VALUES (?1, ?2, ?3)",
 	[W_INS_COUNT] = "INSERT OR IGNORE INTO counts (event, pool, sold, refunded)"
 			" VALUES (?1, ?2, 0, 0)",
 	[W_ADD_COUNTS] = "UPDATE counts SET sold = sold + ?3, refunded = refunded + ?4"
@@ -142,12 +147,11 @@ struct count_delta {
 #define COUNT_SLOTS 64                /* distinct rows before a flush */
 
 /* A read connection's statements. */
-enum rstmt { R_ORDER, R_TICKETS, R_IDEM, R_SOLD, R_COUNT };
+enum rstmt { R_ORDER, R_IDEM, R_SOLD, R_COUNT };
 
 static const char *const rsql[R_COUNT] = {
 	[R_ORDER] = "SELECT id, event, tier, pool, quantity, buyer, idem_key, state,"
 		    " created_ms, updated_ms FROM orders WHERE id = ?1",
-	[R_TICKETS] = "SELECT code FROM tickets WHERE order_id = ?1 ORDER BY seq",
 	[R_IDEM] = "SELECT req_hash, status, body, order_id, created_ms FROM idempotency"
 		   " WHERE key = ?1 AND created_ms >= ?2",
 	[R_SOLD] = "SELECT event, pool, SUM(quantity) FROM orders WHERE state = 'confirmed'"
@@ -358,13 +362,8 @@ static int req_check(const struct ledger_req *r)
 		    !pool_ok((int)o->pool) || o->quantity < 1 ||
 		    o->quantity > SELLER_MAX_QUANTITY || !idem_ok(&r->idem, 0))
 			return -EINVAL;
-		if (o->tickets) {
-			for (unsigned i = 0; i < o->quantity; i++)
-				if (!len_ok(o->tickets[i], LEDGER_CODE_MAX))
-					return -EINVAL;
-		} else if (strlen(o->id) + 1 + 4 > LEDGER_CODE_MAX) {
+		if (strlen(o->id) + 1 + 4 > LEDGER_CODE_MAX)
 			return -EINVAL; /* "<id>-1000" must fit */
-		}
 		return 0;
 	case LEDGER_OP_REFUND:
 		return len_ok(r->refund_id, LEDGER_ID_MAX) ? 0 : -EINVAL;
@@ -555,7 +554,6 @@ static int apply_order(struct ledger *l, struct ledger_req *r, int64_t now)
 {
 	const struct ledger_order_in *o = &r->order;
 	sqlite3_stmt *st = l->st[W_INS_ORDER];
-	char code[LEDGER_CODE_MAX + 1];
 	int rc;
 
 	bind_text(st, 1, o->id);
@@ -571,23 +569,6 @@ static int apply_order(struct ledger *l, struct ledger_req *r, int64_t now)
 	rc = run(st);
 	if (rc != SQLITE_OK)
 		return rc;
-	st = l->st[W_INS_TICKET];
-	for (unsigned i = 0; i < o->quantity; i++) {
-		if (o->tickets) {
-			bind_text(st, 1, o->tickets[i]);
-		} else {
-			int w = ledger_ticket_code(o->id, i + 1, code, sizeof(code));
-
-			if (w < 0) /* cannot happen: ledger_submit checked the length */
-				return SQLITE_INTERNAL;
-			sqlite3_bind_text(st, 1, code, w, SQLITE_TRANSIENT);
-		}
-		bind_text(st, 2, o->id);
-		sqlite3_bind_int(st, 3, (int)i + 1);
-		rc = run(st);
-		if (rc != SQLITE_OK)
-			return rc;
-	}
 	if (r->idem.key)
 		rc = put_idem(l, &r->idem, o->id, now);
 	return rc;
@@ -936,7 +917,8 @@ static enum seller_pool pool_of(const char *s)
 int ledger_get_order(struct ledger *l, const char *id, struct ledger_order **out)
 {
 	enum { F_ID, F_EVENT, F_BUYER, F_KEY, F_N };
-	size_t off[F_N] = { 0 }, *codes = NULL, ncodes = 0, capcodes = 0;
+	size_t off[F_N] = { 0 }, *codes = NULL, ncodes = 0;
+	char code[LEDGER_CODE_MAX + 1];
 	struct strbuf sb = { 0 };
 	struct ledger_reader *rd;
 	struct ledger_order *o = NULL, tmp = { 0 };
@@ -947,10 +929,6 @@ int ledger_get_order(struct ledger *l, const char *id, struct ledger_order **out
 	if (!len_ok(id, LEDGER_ID_MAX))
 		return -ENOENT;
 	rd = reader_get(l);
-	/* One read transaction: the order and its tickets from one snapshot. */
-	rc = sqlite3_exec(rd->db, "BEGIN", NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		goto out;
 	st = rd->st[R_ORDER];
 	bind_text(st, 1, id);
 	rc = sqlite3_step(st);
@@ -981,33 +959,26 @@ int ledger_get_order(struct ledger *l, const char *id, struct ledger_order **out
 			goto out;
 		}
 
-	st = rd->st[R_TICKETS];
-	bind_text(st, 1, id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		size_t at = strbuf_add(&sb, col_text(st, 0));
-
-		if (at == (size_t)-1) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		if (ncodes == capcodes) {
-			size_t ncap = capcodes ? capcodes * 2 : 16;
-			size_t *p = realloc(codes, ncap * sizeof(*codes));
-
-			if (!p) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			codes = p;
-			capcodes = ncap;
-		}
-		codes[ncodes++] = at;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE)
+	/* The codes are derived: "<id>-1" .. "<id>-<quantity>". */
+	if (tmp.quantity < 1 || tmp.quantity > SELLER_MAX_QUANTITY) {
+		rc = SQLITE_CORRUPT; /* the schema's CHECK and ledger_submit keep it so */
 		goto out;
-	rc = SQLITE_OK;
+	}
+	codes = malloc(tmp.quantity * sizeof(*codes));
+	if (!codes) {
+		rc = SQLITE_NOMEM;
+		goto out;
+	}
+	for (unsigned n = 1; n <= tmp.quantity; n++) {
+		int w = ledger_ticket_code(sb.p + off[F_ID], n, code, sizeof(code));
+
+		codes[ncodes] = w < 0 ? (size_t)-1 : strbuf_add(&sb, code);
+		if (codes[ncodes] == (size_t)-1) {
+			rc = w < 0 ? SQLITE_CORRUPT : SQLITE_NOMEM; /* an id too long */
+			goto out;
+		}
+		ncodes++;
+	}
 
 	/* One block: the struct, the ticket pointers, then the strings. */
 	o = malloc(sizeof(*o) + ncodes * sizeof(char *) + sb.len);
@@ -1030,8 +1001,6 @@ int ledger_get_order(struct ledger *l, const char *id, struct ledger_order **out
 	}
 	o->ntickets = (unsigned)ncodes;
 out:
-	if (!sqlite3_get_autocommit(rd->db))
-		sqlite3_exec(rd->db, "COMMIT", NULL, NULL, NULL);
 	reader_put(rd);
 	free(codes);
 	free(sb.p);
@@ -1266,8 +1235,10 @@ static const char *one_line(const char *s, char *buf, size_t len)
 }
 
 /* Checks an existing database before anything writes to it. Sets *fresh
- * when it holds no table yet. 0 or -errno with err filled. */
-static int check_existing(struct ledger *l, int *fresh, char *err, size_t errlen)
+ * when it holds no table yet, and *version to its schema. 0 or -errno with
+ * err filled. */
+static int check_existing(struct ledger *l, int *fresh, int64_t *version, char *err,
+			  size_t errlen)
 {
 	int64_t app = 0, ver = 0, tables = 0;
 	sqlite3_stmt *st = NULL;
@@ -1295,6 +1266,7 @@ static int check_existing(struct ledger *l, int *fresh, char *err, size_t errlen
 		return -EROFS;
 	}
 	*fresh = tables == 0;
+	*version = ver;
 	if (*fresh)
 		return 0;
 	if (app != LEDGER_APPLICATION_ID || ver < 1) {
@@ -1372,16 +1344,79 @@ static int exec_or(struct ledger *l, const char *sql, const char *what, char *er
 	return 0;
 }
 
+/* Converts a schema 1 file, which stored a row per ticket, to schema 2,
+ * which derives them: in one write transaction, checks that every stored
+ * ticket is the derived one ("<id>-<n>" for n = 1..quantity, each once),
+ * then drops the table for the view. If one is not, refuses and leaves the
+ * file as it was. 0 or -errno with err filled. */
+static int upgrade_v1(struct ledger *l, char *err, size_t errlen)
+{
+	static const struct {
+		const char *sql, *what;
+	} checks[] = {
+		{ "SELECT count(*) FROM tickets WHERE code IS NOT order_id || '-' || seq",
+		  "ticket(s) whose code is not <order id>-<n>" },
+		{ "SELECT count(*) FROM tickets t WHERE NOT EXISTS (SELECT 1 FROM orders o"
+		  " WHERE o.id = t.order_id AND t.seq BETWEEN 1 AND o.quantity)",
+		  "ticket(s) of no order, or numbered beyond its quantity" },
+		{ "SELECT count(*) FROM orders o WHERE quantity IS NOT"
+		  " (SELECT count(*) FROM tickets t WHERE t.order_id = o.id)",
+		  "order(s) whose ticket count is not their quantity" },
+	};
+	int64_t n = 0, rows = 0;
+	int rc;
+
+	/* The implicit DELETE of DROP TABLE need not check foreign keys. */
+	rc = exec_or(l, "PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE",
+		     "cannot start the upgrade from schema 1", err, errlen);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		rc = query_int(l->db, checks[i].sql, &n);
+		if (rc != SQLITE_OK)
+			goto fail_sql;
+		if (n != 0) {
+			snprintf(err, errlen, "%s: cannot upgrade ledger schema 1 to 2: %" PRId64
+				 " %s; left untouched (docs/ledger.md, \"Upgrading from schema "
+				 "1\")", l->path, n, checks[i].what);
+			rc = -EINVAL;
+			goto fail;
+		}
+	}
+	rc = query_int(l->db, "SELECT count(*) FROM tickets", &rows);
+	if (rc != SQLITE_OK)
+		goto fail_sql;
+	rc = exec_or(l, "DROP TABLE tickets;\n" TICKETS_VIEW_SQL
+		     "UPDATE meta SET value = 2 WHERE key = 'schema_version';\n"
+		     "PRAGMA user_version = 2;\n"
+		     "COMMIT;\n"
+		     "PRAGMA foreign_keys = ON",
+		     "cannot upgrade schema 1 to 2", err, errlen);
+	if (rc < 0)
+		return rc;
+	log_notice("ledger: upgraded %s from schema 1 to 2: its %" PRId64 " ticket rows "
+		   "were checked and dropped (ticket codes are now derived from the "
+		   "orders; VACUUM offline to return the space)", l->path, rows);
+	return 0;
+fail_sql:
+	snprintf(err, errlen, "%s: cannot check schema 1 for the upgrade: %s", l->path,
+		 sqlite3_errmsg(l->db));
+	rc = sql_errno(rc);
+fail:
+	sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 /* Creates the schema, or checks and bumps the epoch; the write connection's
  * set-up. 0 or -errno with err filled. */
 static int setup_db(struct ledger *l, const struct ledger_options *opt, char *err,
 		    size_t errlen)
 {
 	char sql[128], mode[16];
-	int64_t v = 0;
+	int64_t v = 0, version = 0;
 	int fresh = 0, rc;
 
-	rc = check_existing(l, &fresh, err, errlen);
+	rc = check_existing(l, &fresh, &version, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (!fresh && opt->sold_check) {
@@ -1419,6 +1454,10 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 			return rc;
 		log_notice("ledger: created a new ledger %s (schema %d)", l->path,
 			   LEDGER_SCHEMA_VERSION);
+	} else if (version == 1) {
+		rc = upgrade_v1(l, err, errlen);
+		if (rc < 0)
+			return rc;
 	}
 	/* The boot epoch, durably (synchronous is FULL until below). */
 	if (opt->min_epoch > INT64_MAX) {

@@ -26,7 +26,8 @@
 #include "seller.h"
 
 #define LEDGER_DB_NAME "ledger.db"       /* file name inside state_dir */
-#define LEDGER_SCHEMA_VERSION 1          /* PRAGMA user_version this build writes */
+#define LEDGER_SCHEMA_VERSION 2          /* PRAGMA user_version this build writes;
+					  * it upgrades schema 1 files at open */
 
 #define LEDGER_ID_MAX 64                 /* order id, bytes */
 #define LEDGER_EVENT_MAX 128             /* event id, bytes */
@@ -109,9 +110,10 @@ int ledger_sync_parse(const char *name, enum ledger_sync *out);
 /* ---- writes --------------------------------------------------------------- */
 
 enum ledger_op {
-	/* Records a paid order with its tickets and, when idem.key is set,
-	 * its idempotency record. done(): 0, -EEXIST if the order id, a
-	 * ticket code or the key is taken (nothing of it is stored). */
+	/* Records a paid order (its tickets are "<id>-1" .. "<id>-<quantity>")
+	 * and, when idem.key is set, its idempotency record. done(): 0, or
+	 * -EEXIST if the order id or the key is taken (nothing of it is
+	 * stored). */
 	LEDGER_OP_ORDER = 1,
 	/* Marks order refund_id refunded. done(): 0 and r->refunded filled,
 	 * -ENOENT for an unknown order, -EALREADY if already refunded. The
@@ -134,9 +136,6 @@ struct ledger_order_in {
 	enum seller_pool pool;       /* the pool the tickets came from */
 	unsigned quantity;           /* 1..SELLER_MAX_QUANTITY */
 	const char *buyer;           /* 1..LEDGER_BUYER_MAX bytes */
-	/* quantity ticket codes (1..LEDGER_CODE_MAX bytes, unique forever),
-	 * or NULL for "<id>-1" .. "<id>-<quantity>" (see ledger_ticket_code) */
-	const char *const *tickets;
 };
 
 /* An idempotency record: the reply a retry with the same key gets back. */
@@ -194,8 +193,10 @@ void ledger_hold(struct ledger *l);
 void ledger_flush(struct ledger *l);
 void ledger_release(struct ledger *l);
 
-/* Writes the default code of ticket n (1-based) of order id: "<id>-<n>".
- * Returns its length, or -ENAMETOOLONG if it does not fit in len. */
+/* Writes the code of ticket n (1-based) of order id: "<id>-<n>". Codes are
+ * derived, not stored; they are unique because ids are and a code splits
+ * at its last '-'. Returns its length, or -ENAMETOOLONG if it does not fit
+ * in len. */
 int ledger_ticket_code(const char *order_id, unsigned n, char *buf, size_t len);
 
 /* ---- reads (any thread; see only committed data) ----------------------------- */
@@ -217,8 +218,8 @@ struct ledger_order {
 	enum ledger_state state;
 	int64_t created_ms;          /* unix time, ms */
 	int64_t updated_ms;          /* last change (the refund), ms */
-	char **tickets;              /* the codes, in issue order */
-	unsigned ntickets;           /* == quantity (else the audit fails) */
+	char **tickets;              /* the codes, "<id>-1" .. "<id>-<quantity>" */
+	unsigned ntickets;           /* == quantity */
 };
 
 /* Reads order id with its tickets into *out (free() it). 0, -ENOENT, or
@@ -292,6 +293,7 @@ struct ledger_audit_report {
 	unsigned integrity;          /* PRAGMA integrity_check lines != "ok" */
 	unsigned oversold;           /* (event, pool) with sold > capacity */
 	unsigned unknown_events;     /* events sold in the ledger, not in caps */
+	/* Schema 1 files only (schema 2 derives the codes from the orders): */
 	unsigned dup_codes;          /* ticket codes held more than once */
 	unsigned bad_ticket_counts;  /* orders whose ticket count != quantity */
 	unsigned orphan_tickets;     /* tickets of no order */
@@ -302,9 +304,10 @@ struct ledger_audit_report {
 };
 
 /* Reads STATE_DIR/ledger.db read-only (the daemon may be running) and checks
- * it against caps: sold <= capacity per event and pool, every ticket code
- * once, ticket count == quantity, refunds consistent, the counts table equal
- * to the sums over the orders. Prints the figures and every problem to out.
+ * it against caps: sold <= capacity per event and pool, refunds consistent,
+ * the counts table equal to the sums over the orders, and in a schema 1
+ * file (not yet upgraded) every stored ticket code once and ticket count ==
+ * quantity. Prints the figures and every problem to out.
  * Returns 0 if everything holds, 1 if a check failed (rep says which, if
  * not NULL), or -errno with the cause in err if the ledger can't be read. */
 int ledger_audit(const char *state_dir, const struct ledger_capacity *caps,

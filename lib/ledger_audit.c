@@ -1,9 +1,11 @@
 /*
  * ledger_audit.c: the offline audit behind `ticketd --audit`. It opens the
  * ledger read-only (a running daemon is fine: WAL gives it one snapshot),
- * recomputes every figure from the orders and tickets, compares them with
- * the configured capacities and with the counts table, and prints a report.
- * It shares nothing with a running struct ledger.
+ * recomputes every figure from the orders, compares them with the
+ * configured capacities and with the counts table, and prints a report. A
+ * schema 1 file (stored ticket rows, not yet upgraded by a daemon) also has
+ * its ticket rows checked against the orders. It shares nothing with a
+ * running struct ledger.
  */
 #include "config.h"
 
@@ -32,6 +34,7 @@ struct audit {
 	sqlite3 *db;
 	FILE *out;
 	struct ledger_audit_report *rep;
+	int64_t schema;            /* 1: a tickets table; 2: the tickets view */
 	struct tier_row *rows;
 	size_t nrows, caprows;
 };
@@ -215,7 +218,7 @@ static int audit_run(struct audit *a, const struct ledger_capacity *caps, size_t
 		[ORDERS] = "SELECT count(*) FROM orders",
 		[CONFIRMED] = "SELECT count(*) FROM orders WHERE state = 'confirmed'",
 		[REFUNDED] = "SELECT count(*) FROM orders WHERE state = 'refunded'",
-		[TICKETS] = "SELECT count(*) FROM tickets",
+		[TICKETS] = "SELECT count(*) FROM tickets",  /* schema 1: rows */
 		[KEYS] = "SELECT count(*) FROM idempotency",
 	};
 	int64_t fig[NFIG];
@@ -223,7 +226,8 @@ static int audit_run(struct audit *a, const struct ledger_capacity *caps, size_t
 
 	rc = integrity(a);
 	for (int i = 0; i < NFIG && rc == SQLITE_OK; i++)
-		rc = count(a, fig_sql[i], &fig[i]);
+		rc = count(a, i == TICKETS && a->schema >= 2 ?
+			   "SELECT coalesce(sum(quantity), 0) FROM orders" : fig_sql[i], &fig[i]);
 	if (rc != SQLITE_OK)
 		return rc;
 	rep->orders = (uint64_t)fig[ORDERS];
@@ -242,19 +246,20 @@ static int audit_run(struct audit *a, const struct ledger_capacity *caps, size_t
 	const struct {
 		const char *title, *sql;
 		unsigned *n;
+		int schema1;               /* only with a tickets table */
 	} checks[] = {
 		{ "ticket codes held twice",
 		  "SELECT code, count(*) FROM tickets GROUP BY code HAVING count(*) > 1",
-		  &rep->dup_codes },
+		  &rep->dup_codes, 1 },
 		{ "orders whose ticket count != quantity",
 		  "SELECT o.id, o.quantity, count(t.code) FROM orders o"
 		  " LEFT JOIN tickets t ON t.order_id = o.id"
 		  " GROUP BY o.id HAVING count(t.code) != o.quantity",
-		  &rep->bad_ticket_counts },
+		  &rep->bad_ticket_counts, 1 },
 		{ "tickets of no order",
 		  "SELECT t.code, t.order_id FROM tickets t"
 		  " LEFT JOIN orders o ON o.id = t.order_id WHERE o.id IS NULL",
-		  &rep->orphan_tickets },
+		  &rep->orphan_tickets, 1 },
 		{ "refunds that do not match their order",
 		  "SELECT o.id, o.state, 'has no refund record' FROM orders o"
 		  " LEFT JOIN refunds r ON r.order_id = o.id"
@@ -263,22 +268,26 @@ static int audit_run(struct audit *a, const struct ledger_capacity *caps, size_t
 		  " 'has a refund record' FROM refunds r"
 		  " LEFT JOIN orders o ON o.id = r.order_id"
 		  " WHERE o.state IS NULL OR o.state != 'refunded'",
-		  &rep->refund_mismatch },
+		  &rep->refund_mismatch, 0 },
 		{ "orders with impossible values",
 		  "SELECT id, state, tier, pool, quantity FROM orders"
 		  " WHERE state NOT IN ('confirmed', 'refunded')"
 		  " OR tier NOT IN ('general', 'vip') OR pool NOT IN ('general', 'vip')"
 		  " OR (tier = 'general' AND pool = 'vip')"
 		  " OR typeof(quantity) != 'integer' OR quantity < 1 OR quantity > 1000",
-		  &rep->bad_rows },
+		  &rep->bad_rows, 0 },
 		{ "idempotency keys of missing orders",
 		  "SELECT i.key, i.order_id FROM idempotency i"
 		  " LEFT JOIN orders o ON o.id = i.order_id"
 		  " WHERE i.order_id IS NOT NULL AND o.id IS NULL",
-		  &rep->idem_orphans },
+		  &rep->idem_orphans, 0 },
 	};
+	if (a->schema >= 2)
+		fprintf(a->out, "%-44s %s\n", "ticket codes",
+			"derived from the orders (schema 2): unique by construction");
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && rc == SQLITE_OK; i++)
-		rc = listing(a, checks[i].title, checks[i].sql, checks[i].n);
+		if (!checks[i].schema1 || a->schema == 1)
+			rc = listing(a, checks[i].title, checks[i].sql, checks[i].n);
 	return rc;
 }
 
@@ -334,7 +343,9 @@ int ledger_audit(const char *state_dir, const struct ledger_capacity *caps,
 		rc = -EINVAL;
 		goto out;
 	}
-	fprintf(out, "ledger %s: schema %" PRId64 "\n", path, ver);
+	fprintf(out, "ledger %s: schema %" PRId64 "%s\n", path, ver,
+		ver < LEDGER_SCHEMA_VERSION ? " (a daemon upgrades it at start)" : "");
+	a.schema = ver;
 	rc = sqlite3_exec(a.db, "BEGIN", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = audit_run(&a, caps, ncaps);

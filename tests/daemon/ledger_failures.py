@@ -137,7 +137,7 @@ refused("ledger.db holding a CSV", conf, "is not a SQLite database or is corrupt
 conf, state, orders = make_ledger("smashed", buys=40)
 db = os.path.join(state, "ledger.db")
 c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
-page = c.execute("SELECT rootpage FROM sqlite_master WHERE name = 'tickets'").fetchone()[0]
+page = c.execute("SELECT rootpage FROM sqlite_master WHERE name = 'orders'").fetchone()[0]
 psize = c.execute("PRAGMA page_size").fetchone()[0]
 c.close()
 with open(db, "r+b") as f:

@@ -4,6 +4,9 @@
  * refunds and idempotency keys is built through the real API; each case
  * copies it, tampers with the copy by plain SQL (what a careless operator
  * or a bug could do), and checks that the audit fails on that check.
+ * Schema 1 files (a table of ticket rows) are made from copies too: the
+ * audit checks their rows, and opening one upgrades it to schema 2 only if
+ * every row is the derived code, else leaves it as it was.
  */
 #include "config.h"
 
@@ -16,6 +19,18 @@
 #include "ledger.h"
 #include "tap.h"
 #include "test_ledger_util.h"
+
+/* Turns a schema 2 ledger into the schema 1 file ticketd wrote before:
+ * the tickets table of docs/ledger.md ("Schema 1"), holding the codes. */
+#define TO_SCHEMA_1 \
+	"DROP VIEW tickets;" \
+	" CREATE TABLE tickets (code TEXT PRIMARY KEY," \
+	" order_id TEXT NOT NULL REFERENCES orders (id)," \
+	" seq INTEGER NOT NULL CHECK (seq > 0), UNIQUE (order_id, seq)) WITHOUT ROWID;" \
+	" WITH RECURSIVE t (order_id, seq, quantity) AS (SELECT id, 1, quantity FROM orders" \
+	" UNION ALL SELECT order_id, seq + 1, quantity FROM t WHERE seq < quantity)" \
+	" INSERT INTO tickets SELECT order_id || '-' || seq, order_id, seq FROM t;" \
+	" UPDATE meta SET value = 1 WHERE key = 'schema_version'; PRAGMA user_version = 1;"
 
 static const struct ledger_capacity caps[2] = {
 	{ .event = "concert", .capacity = { 900, 100 } },
@@ -138,6 +153,102 @@ static void tamper_case(const char *base, const char *ref, const char *name, con
 
 #define F(x) offsetof(struct ledger_audit_report, x)
 
+/* What sqlite_master says name is in dir's ledger ("table", "view"), and
+ * the file's user_version in *version. */
+static const char *kind_of(const char *dir, const char *name, int64_t *version)
+{
+	static char kind[16];
+	char path[600];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	snprintf(kind, sizeof(kind), "none");
+	*version = -1;
+	snprintf(path, sizeof(path), "%s/%s", dir, LEDGER_DB_NAME);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT type, (SELECT user_version FROM"
+			       " pragma_user_version) FROM sqlite_master WHERE name = ?1",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			snprintf(kind, sizeof(kind), "%s", sqlite3_column_text(st, 0));
+			*version = sqlite3_column_int64(st, 1);
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return kind;
+}
+
+/* Opening a schema 1 file upgrades it to schema 2, with the same orders,
+ * tickets and audit figures; a file whose ticket rows are not the derived
+ * codes is refused and stays schema 1, rows and all. */
+static void test_upgrade(const char *base, const char *ref)
+{
+	static const struct {
+		const char *name, *sql, *needle;
+	} bad[] = {
+		{ "v1-code", "UPDATE tickets SET code = 'VIP-7' WHERE code = 'c-2-1'",
+		  "1 ticket(s) whose code is not <order id>-<n>" },
+		{ "v1-missing", "DELETE FROM tickets WHERE code = 'c-4-5'",
+		  "1 order(s) whose ticket count is not their quantity" },
+		{ "v1-beyond", "INSERT INTO tickets VALUES ('c-1-9', 'c-1', 9)",
+		  "1 ticket(s) of no order, or numbered beyond its quantity" },
+	};
+	struct ledger_audit_report before, after;
+	struct ledger_order *o = NULL;
+	char *dir = copy_of(base, ref, "v1"), *text = NULL, err[512];
+	struct ledger *l;
+	int64_t ver;
+	int rc;
+
+	ok(tamper(dir, TO_SCHEMA_1) == SQLITE_OK &&
+	   strcmp(kind_of(dir, "tickets", &ver), "table") == 0 && ver == 1,
+	   "a schema 1 copy of the ledger, with a tickets table");
+	rc = audit(dir, caps, 2, &before, &text);
+	ok(rc == 0 && strstr(text, "schema 1") && strstr(text, "ticket codes held twice"),
+	   "the audit passes it, checking its %llu ticket rows",
+	   (unsigned long long)before.tickets);
+	free(text);
+	l = open_dir(dir, err, sizeof(err));
+	ok(l != NULL, "the ledger opens it (%s)", l ? "upgraded" : err);
+	ok(l && ledger_get_order(l, "c-4", &o) == 0 && o->ntickets == 5 &&
+	   strcmp(o->tickets[0], "c-4-1") == 0 && strcmp(o->tickets[4], "c-4-5") == 0,
+	   "an order's tickets read back the same after the upgrade");
+	free(o);
+	ledger_close(l);
+	{
+		const char *kind = kind_of(dir, "tickets", &ver);
+
+		ok(strcmp(kind, "view") == 0 && ver == 2,
+		   "the file is schema 2 now: tickets is a view (%s, user_version %lld)",
+		   kind, (long long)ver);
+	}
+	rc = audit(dir, caps, 2, &after, &text);
+	ok(rc == 0 && strstr(text, "schema 2") && after.orders == before.orders &&
+	   after.tickets == before.tickets && after.confirmed == before.confirmed,
+	   "and the audit passes with the same figures (%llu orders, %llu tickets)",
+	   (unsigned long long)after.orders, (unsigned long long)after.tickets);
+	free(text);
+	free(dir);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char sql[1024];
+
+		dir = copy_of(base, ref, bad[i].name);
+		snprintf(sql, sizeof(sql), "%s %s", TO_SCHEMA_1, bad[i].sql);
+		ok(tamper(dir, sql) == SQLITE_OK, "%s: a schema 1 file, tampered", bad[i].name);
+		l = open_dir(dir, err, sizeof(err));
+		ok(!l && strstr(err, "cannot upgrade ledger schema 1 to 2") &&
+		   strstr(err, bad[i].needle) && strstr(err, "left untouched"),
+		   "%s: the open is refused: %s", bad[i].name, l ? "(opened!)" : err);
+		ledger_close(l);
+		ok(strcmp(kind_of(dir, "tickets", &ver), "table") == 0 && ver == 1,
+		   "%s: the file is still schema 1 with its tickets table", bad[i].name);
+		free(dir);
+	}
+}
+
 int main(void)
 {
 	char *base = tmpdir_make(), *ref, *text = NULL, err[512];
@@ -176,15 +287,16 @@ int main(void)
 	   "an event missing from the config is reported");
 	free(text);
 
-	tamper_case(base, ref, "extra-ticket",
+	test_upgrade(base, ref);
+	tamper_case(base, ref, "extra-ticket", TO_SCHEMA_1
 		    "INSERT INTO tickets (code, order_id, seq) VALUES ('c-1-9', 'c-1', 9)",
-		    F(bad_ticket_counts), "an extra ticket for an order");
-	tamper_case(base, ref, "dup-code",
+		    F(bad_ticket_counts), "schema 1: an extra ticket for an order");
+	tamper_case(base, ref, "dup-code", TO_SCHEMA_1
 		    "ALTER TABLE tickets RENAME TO t_old;"
 		    " CREATE TABLE tickets (code TEXT, order_id TEXT, seq INTEGER);"
 		    " INSERT INTO tickets SELECT code, order_id, seq FROM t_old; DROP TABLE t_old;"
 		    " UPDATE tickets SET code = 'c-1-1' WHERE code = 'c-2-1'",
-		    F(dup_codes), "one ticket code on two orders");
+		    F(dup_codes), "schema 1: one ticket code on two orders");
 	tamper_case(base, ref, "ghost-order",
 		    "INSERT INTO orders VALUES ('ghost', 'concert', 'vip', 'vip', 200, 'x',"
 		    " NULL, NULL, 'confirmed', 0, 0)",
@@ -193,9 +305,9 @@ int main(void)
 		    "INSERT INTO orders VALUES ('ghost', 'concert', 'vip', 'vip', 2, 'x',"
 		    " NULL, NULL, 'confirmed', 0, 0)",
 		    F(count_mismatch), "an order inserted by hand: counts disagree");
-	tamper_case(base, ref, "orphan",
+	tamper_case(base, ref, "orphan", TO_SCHEMA_1
 		    "INSERT INTO tickets (code, order_id, seq) VALUES ('zz-1', 'zz', 1)",
-		    F(orphan_tickets), "a ticket of no order");
+		    F(orphan_tickets), "schema 1: a ticket of no order");
 	tamper_case(base, ref, "unrefund",
 		    "UPDATE orders SET state = 'refunded' WHERE id = 'c-5'",
 		    F(refund_mismatch), "an order marked refunded without a refund");

@@ -282,16 +282,16 @@ static void test_corrupt_page(const char *base)
 {
 	char *dir = make_ledger(base, "corrupt", 300), path[600];
 	unsigned char junk[16];
-	int fd, page = root_page(dir, "tickets");
+	int fd, page = root_page(dir, "orders");
 
 	snprintf(path, sizeof(path), "%s/%s", dir, LEDGER_DB_NAME);
 	memset(junk, 0xa5, sizeof(junk));
-	/* Smash the b-tree header of the tickets table's root page (page 1,
+	/* Smash the b-tree header of the orders table's root page (page 1,
 	 * the file header, stays intact so SQLite still opens the file). */
 	fd = open(path, O_WRONLY);
 	ok(page > 1 && fd >= 0 &&
 	   pwrite(fd, junk, sizeof(junk), (off_t)(page - 1) * 4096) == (ssize_t)sizeof(junk),
-	   "smashed the header of page %d (tickets root) of a real ledger", page);
+	   "smashed the header of page %d (orders root) of a real ledger", page);
 	if (fd >= 0)
 		close(fd);
 	expect_refusal(dir, "corrupt", "a corrupted page");
@@ -300,7 +300,7 @@ static void test_corrupt_page(const char *base)
 
 static void test_foreign_and_newer(const char *base)
 {
-	char *dir, *dir2, err[512];
+	char *dir, *dir2, err[512], sql[64];
 	struct ledger *l;
 
 	if (asprintf(&dir, "%s/foreign", base) < 0)
@@ -314,7 +314,8 @@ static void test_foreign_and_newer(const char *base)
 	dir2 = make_ledger(base, "newer", 1);
 	ok(raw_sql(dir2, "PRAGMA user_version = 99") == SQLITE_OK, "bumped user_version to 99");
 	expect_refusal(dir2, "newer", "schema 99");
-	ok(raw_sql(dir2, "PRAGMA user_version = 1") == SQLITE_OK, "set it back to 1");
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", LEDGER_SCHEMA_VERSION);
+	ok(raw_sql(dir2, sql) == SQLITE_OK, "set it back to %d", LEDGER_SCHEMA_VERSION);
 	l = open_dir(dir2, err, sizeof(err));
 	ok(l != NULL, "and the ledger opens again (%s)", l ? "ok" : err);
 	ledger_close(l);
