@@ -13,9 +13,12 @@
  * loop iteration (a worker, a payment, the ledger), the fd has no event left
  * in between, so the changelist issues an epoll_ctl DEL, then an ADD: two
  * syscalls and an epitem freed and made again, per purchase. A second
- * EV_READ event on the fd, added as the request is held (the same iteration
- * as evhttp's disable, so the two cancel in the changelist), keeps the fd
- * registered: no epoll_ctl at all. While the keeper is the only reader,
+ * EV_READ event on the fd, the keeper, is added when a request is first
+ * held and then stays for the connection's life: the fd never loses its
+ * read interest, so evhttp's disable and enable change nothing epoll sees
+ * and cost no epoll_ctl (the first add is one MOD, in the changelist with
+ * evhttp's disable). The price: every readable wake-up also runs on_keep,
+ * a few loads. While the keeper is the only reader,
  * input (a pipelined request, EOF, a reset: epoll reports those as readable
  * too) must not make the loop spin, so the keeper removes itself the first
  * time it fires for input the bufferevent did not just read (see on_keep).
@@ -159,6 +162,9 @@ static void on_keep(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* Enabled means reading: nothing in ticketd suspends an evhttp
+	 * bufferevent's reads (no read watermark, no rate limit), which would
+	 * leave EV_READ enabled with nobody reading, and this would spin. */
 	if (bufferevent_get_enabled(evhttp_connection_get_bufferevent(g->evcon)) & EV_READ)
 		return;
 	if (g->fed) {

@@ -10,9 +10,9 @@
  *  - idle (keep-alive, between requests): the next request's first byte
  *    must come within idle_ms.
  * A deadline that passes closes the connection (evhttp_connection_free).
- * While a request is held, a guard also keeps the connection's fd in epoll
- * (a second read event), so evhttp's read disable and enable around it cost
- * no epoll_ctl.
+ * A guard also keeps the connection's fd in epoll (a second read event,
+ * added at the first held request), so evhttp's read disable and enable
+ * around each held request cost no epoll_ctl.
  * Everything here belongs to the loop thread that owns the event_base;
  * nothing crosses threads.
  */
