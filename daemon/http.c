@@ -2,7 +2,8 @@
  * http.c: the event loops. Each loop thread owns one event_base (created
  * with EVENT_BASE_FLAG_NOLOCK: no other thread ever calls into it), one
  * evhttp, one listener per listening socket (its own, SO_REUSEPORT, or
- * shared with the other loops: see http.h), a table of its connections, a free list of jobs and a completion queue.
+ * shared with the other loops: see http.h), a table of its connections, a
+ * free list of jobs and a completion queue.
  *
  * What crosses threads, and how:
  *  - loop -> pool: pool_submit_list() of the jobs the loop filled in one
@@ -262,8 +263,10 @@ int http_listen_again(int fd, int *out, char *err, size_t errlen)
 	char text[96];
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-		snprintf(err, errlen, "listen: getsockname: %s", strerror(errno));
-		return -errno;
+		int rc = -errno;
+
+		snprintf(err, errlen, "listen: getsockname: %s", strerror(-rc));
+		return rc;
 	}
 	http_sockname(fd, text, sizeof(text));
 	return listen_on((const struct sockaddr *)&ss, sl, text, out, err, errlen);
