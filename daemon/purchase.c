@@ -84,8 +84,8 @@ static void committed(struct orders_commit *c, int status)
 		release(j);
 		answer_clear(&j->reply);
 		if (status == -EEXIST)
-			log_err("order %s: its id, a ticket code or its Idempotency-Key is "
-				"already in the ledger", c->order.id);
+			log_err("order %s: its id or its Idempotency-Key is already in "
+				"the ledger", c->order.id);
 		purchase_done(j, JOB_UNAVAILABLE, status);
 		return;
 	}

@@ -42,7 +42,7 @@
 #define TICKETS_VIEW_SQL \
 	"CREATE VIEW tickets (code, order_id, seq) AS\n" \
 	"    WITH RECURSIVE t (order_id, seq, quantity) AS (\n" \
-	"        SELECT id, 1, quantity FROM orders\n" \
+	"        SELECT id, 1, quantity FROM orders WHERE quantity >= 1\n" \
 	"        UNION ALL SELECT order_id, seq + 1, quantity FROM t WHERE seq < quantity)\n" \
 	"    SELECT order_id || '-' || seq, order_id, seq FROM t;\n"
 
@@ -242,9 +242,10 @@ uint64_t ledger_epoch(const struct ledger *l)
 	return l->epoch;
 }
 
-/* Written by hand, not with snprintf: the ledger thread makes one code per
- * ticket it records, and snprintf's format parsing was 3.6% of the
- * daemon's CPU at full load (docs/benchmarks.md, "What was tried"). */
+/* Written by hand, not with snprintf: replies and order reads make one code
+ * per ticket, and snprintf's format parsing was 3.6% of the daemon's CPU at
+ * full load when the ledger thread still stored every code
+ * (docs/benchmarks.md, "What was tried"). */
 int ledger_ticket_code(const char *order_id, unsigned n, char *buf, size_t len)
 {
 	char digits[FMT_U64_LEN];
@@ -1345,23 +1346,25 @@ static int exec_or(struct ledger *l, const char *sql, const char *what, char *er
 }
 
 /* Converts a schema 1 file, which stored a row per ticket, to schema 2,
- * which derives them: in one write transaction, checks that every stored
- * ticket is the derived one ("<id>-<n>" for n = 1..quantity, each once),
- * then drops the table for the view. If one is not, refuses and leaves the
- * file as it was. 0 or -errno with err filled. */
+ * which derives them: in one write transaction, checks that the stored
+ * rows are exactly the derived ones ("<id>-<n>" for n = 1..quantity, each
+ * once: the two sets equal, and as many rows as tickets), then drops the
+ * table for the view. If not, refuses and leaves the file as it was. 0 or
+ * -errno with err filled. */
 static int upgrade_v1(struct ledger *l, char *err, size_t errlen)
 {
 	static const struct {
 		const char *sql, *what;
 	} checks[] = {
-		{ "SELECT count(*) FROM tickets WHERE code IS NOT order_id || '-' || seq",
-		  "ticket(s) whose code is not <order id>-<n>" },
-		{ "SELECT count(*) FROM tickets t WHERE NOT EXISTS (SELECT 1 FROM orders o"
-		  " WHERE o.id = t.order_id AND t.seq BETWEEN 1 AND o.quantity)",
-		  "ticket(s) of no order, or numbered beyond its quantity" },
-		{ "SELECT count(*) FROM orders o WHERE quantity IS NOT"
-		  " (SELECT count(*) FROM tickets t WHERE t.order_id = o.id)",
-		  "order(s) whose ticket count is not their quantity" },
+		{ "SELECT count(*) FROM (" LEDGER_UNDERIVED_SQL ")",
+		  "ticket row(s) that are not <order id>-<n> for an n in 1..its order's quantity" },
+		{ LEDGER_DERIVED_CTE "SELECT count(*) FROM (SELECT order_id || '-' || seq,"
+		  " order_id, seq FROM d EXCEPT SELECT code, order_id, seq FROM tickets)",
+		  "ticket(s) of an order with no row (an order with fewer rows than its "
+		  "quantity)" },
+		{ "SELECT (SELECT count(*) FROM tickets) -"
+		  " (SELECT coalesce(sum(quantity), 0) FROM orders WHERE quantity >= 1)",
+		  "ticket row(s) more than the orders' quantities (a row held twice)" },
 	};
 	int64_t n = 0, rows = 0;
 	int rc;
@@ -1404,6 +1407,7 @@ fail_sql:
 	rc = sql_errno(rc);
 fail:
 	sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_exec(l->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
 	return rc;
 }
 

@@ -1,7 +1,8 @@
 /*
  * ledger.h: the durable order ledger of libticket. One SQLite database in WAL
- * mode (STATE_DIR/ledger.db) holds every confirmed order, its ticket codes,
- * refunds and the idempotency keys; docs/ledger.md has the schema.
+ * mode (STATE_DIR/ledger.db) holds every confirmed order (its ticket codes
+ * derive from its id), refunds and the idempotency keys; docs/ledger.md has
+ * the schema.
  *
  * Threads. ledger_open starts one ledger thread, which owns the only write
  * connection. Any thread submits requests (ledger_submit): the call appends a
@@ -294,6 +295,7 @@ struct ledger_audit_report {
 	unsigned oversold;           /* (event, pool) with sold > capacity */
 	unsigned unknown_events;     /* events sold in the ledger, not in caps */
 	/* Schema 1 files only (schema 2 derives the codes from the orders): */
+	unsigned underived;          /* ticket rows not "<id>-<n>" (no upgrade) */
 	unsigned dup_codes;          /* ticket codes held more than once */
 	unsigned bad_ticket_counts;  /* orders whose ticket count != quantity */
 	unsigned orphan_tickets;     /* tickets of no order */
@@ -306,8 +308,9 @@ struct ledger_audit_report {
 /* Reads STATE_DIR/ledger.db read-only (the daemon may be running) and checks
  * it against caps: sold <= capacity per event and pool, refunds consistent,
  * the counts table equal to the sums over the orders, and in a schema 1
- * file (not yet upgraded) every stored ticket code once and ticket count ==
- * quantity. Prints the figures and every problem to out.
+ * file (not yet upgraded) every stored ticket code once, ticket count ==
+ * quantity, and every row the derived "<id>-<n>" (else a daemon would
+ * refuse to upgrade it). Prints the figures and every problem to out.
  * Returns 0 if everything holds, 1 if a check failed (rep says which, if
  * not NULL), or -errno with the cause in err if the ledger can't be read. */
 int ledger_audit(const char *state_dir, const struct ledger_capacity *caps,

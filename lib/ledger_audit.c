@@ -248,6 +248,8 @@ static int audit_run(struct audit *a, const struct ledger_capacity *caps, size_t
 		unsigned *n;
 		int schema1;               /* only with a tickets table */
 	} checks[] = {
+		{ "ticket rows not <order>-<n> (no upgrade)", LEDGER_UNDERIVED_SQL,
+		  &rep->underived, 1 },
 		{ "ticket codes held twice",
 		  "SELECT code, count(*) FROM tickets GROUP BY code HAVING count(*) > 1",
 		  &rep->dup_codes, 1 },
@@ -293,7 +295,7 @@ static int audit_run(struct audit *a, const struct ledger_capacity *caps, size_t
 
 static unsigned problems(const struct ledger_audit_report *r)
 {
-	return r->integrity + r->oversold + r->unknown_events + r->dup_codes +
+	return r->integrity + r->oversold + r->unknown_events + r->underived + r->dup_codes +
 	       r->bad_ticket_counts + r->orphan_tickets + r->refund_mismatch +
 	       r->count_mismatch + r->bad_rows + r->idem_orphans;
 }
@@ -326,6 +328,10 @@ int ledger_audit(const char *state_dir, const struct ledger_capacity *caps,
 	rc = sqlite3_open_v2(path, &a.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc == SQLITE_OK)
 		sqlite3_busy_timeout(a.db, 5000);
+	/* One read transaction from here on: the schema version and every
+	 * figure come from one snapshot (a daemon may upgrade it meanwhile). */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(a.db, "BEGIN", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = count(&a, "PRAGMA application_id", &app);
 	if (rc == SQLITE_OK)
@@ -346,9 +352,7 @@ int ledger_audit(const char *state_dir, const struct ledger_capacity *caps,
 	fprintf(out, "ledger %s: schema %" PRId64 "%s\n", path, ver,
 		ver < LEDGER_SCHEMA_VERSION ? " (a daemon upgrades it at start)" : "");
 	a.schema = ver;
-	rc = sqlite3_exec(a.db, "BEGIN", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = audit_run(&a, caps, ncaps);
+	rc = audit_run(&a, caps, ncaps);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: audit query failed: %s", path, sqlite3_errmsg(a.db));
 		rc = -EIO;

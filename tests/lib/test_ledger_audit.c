@@ -180,20 +180,51 @@ static const char *kind_of(const char *dir, const char *name, int64_t *version)
 	return kind;
 }
 
+/* The boot epoch stored in dir's ledger, or -1. */
+static int64_t meta_epoch(const char *dir)
+{
+	char path[600];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, LEDGER_DB_NAME);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'boot_epoch'", -1,
+			       &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
 /* Opening a schema 1 file upgrades it to schema 2, with the same orders,
- * tickets and audit figures; a file whose ticket rows are not the derived
- * codes is refused and stays schema 1, rows and all. */
+ * tickets and audit figures; a file whose ticket rows are not exactly the
+ * derived codes fails the audit, and its open is refused: it stays schema 1,
+ * rows and all, with its boot epoch unused. */
 static void test_upgrade(const char *base, const char *ref)
 {
+	static const char underived[] = "ticket row(s) that are not <order id>-<n>";
 	static const struct {
 		const char *name, *sql, *needle;
 	} bad[] = {
 		{ "v1-code", "UPDATE tickets SET code = 'VIP-7' WHERE code = 'c-2-1'",
-		  "1 ticket(s) whose code is not <order id>-<n>" },
+		  underived },
 		{ "v1-missing", "DELETE FROM tickets WHERE code = 'c-4-5'",
-		  "1 order(s) whose ticket count is not their quantity" },
+		  "1 ticket(s) of an order with no row" },
 		{ "v1-beyond", "INSERT INTO tickets VALUES ('c-1-9', 'c-1', 9)",
-		  "1 ticket(s) of no order, or numbered beyond its quantity" },
+		  underived },
+		/* c-1 has 2 tickets: "c-1-1.5" numbered 1.5 is within 1..2 and
+		 * makes the count right, but is no derived code. */
+		{ "v1-real-seq", "DELETE FROM tickets WHERE code = 'c-1-2';"
+		  " INSERT INTO tickets VALUES ('c-1-1.5', 'c-1', 1.5)", underived },
+		/* The table rebuilt without its keys, a row held twice in place of
+		 * another: the same distinct rows but one, and the right count. */
+		{ "v1-twice", "ALTER TABLE tickets RENAME TO t_old;"
+		  " CREATE TABLE tickets (code TEXT, order_id TEXT, seq INTEGER);"
+		  " INSERT INTO tickets SELECT code, order_id, seq FROM t_old; DROP TABLE t_old;"
+		  " INSERT INTO tickets VALUES ('c-6-1', 'c-6', 1)",
+		  "1 ticket row(s) more than the orders' quantities" },
 	};
 	struct ledger_audit_report before, after;
 	struct ledger_order *o = NULL;
@@ -235,16 +266,27 @@ static void test_upgrade(const char *base, const char *ref)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char sql[1024];
 
+		int64_t epoch = -1, epoch_after = -2;
+
 		dir = copy_of(base, ref, bad[i].name);
 		snprintf(sql, sizeof(sql), "%s %s", TO_SCHEMA_1, bad[i].sql);
 		ok(tamper(dir, sql) == SQLITE_OK, "%s: a schema 1 file, tampered", bad[i].name);
+		rc = audit(dir, caps, 2, &before, &text);
+		ok(rc == 1 && strstr(text, "audit: FAILED"),
+		   "%s: the audit of it fails (%u not derived, %u wrong counts, %u twice)",
+		   bad[i].name, before.underived, before.bad_ticket_counts, before.dup_codes);
+		free(text);
+		epoch = meta_epoch(dir);
 		l = open_dir(dir, err, sizeof(err));
 		ok(!l && strstr(err, "cannot upgrade ledger schema 1 to 2") &&
 		   strstr(err, bad[i].needle) && strstr(err, "left untouched"),
 		   "%s: the open is refused: %s", bad[i].name, l ? "(opened!)" : err);
 		ledger_close(l);
-		ok(strcmp(kind_of(dir, "tickets", &ver), "table") == 0 && ver == 1,
-		   "%s: the file is still schema 1 with its tickets table", bad[i].name);
+		epoch_after = meta_epoch(dir);
+		ok(strcmp(kind_of(dir, "tickets", &ver), "table") == 0 && ver == 1 &&
+		   epoch_after == epoch && epoch > 0,
+		   "%s: the file is still schema 1 with its tickets table, boot epoch %lld",
+		   bad[i].name, (long long)epoch_after);
 		free(dir);
 	}
 }
