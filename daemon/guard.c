@@ -18,10 +18,10 @@
  * read interest, so evhttp's disable and enable change nothing epoll sees
  * and cost no epoll_ctl (the first add is one MOD, in the changelist with
  * evhttp's disable). The price: every readable wake-up also runs on_keep,
- * a few loads. While the keeper is the only reader,
- * input (a pipelined request, EOF, a reset: epoll reports those as readable
- * too) must not make the loop spin, so the keeper removes itself the first
- * time it fires for input the bufferevent did not just read (see on_keep).
+ * a few loads. While the keeper is the only reader, input (a pipelined
+ * request, EOF, a reset: epoll reports those as readable too) must not make
+ * the loop spin, so the keeper removes itself the first time it fires for
+ * input the bufferevent did not just read (see on_keep).
  * Only the loop thread owning the base calls in here.
  */
 #include "config.h"
@@ -49,8 +49,8 @@ struct guard {
 	struct evbuffer *in;              /* evcon's input buffer */
 	struct evbuffer_cb_entry *watch;  /* our callback on it */
 	struct event *timer;
-	struct event *keep_ev;           /* the keeper: EV_READ on the fd while held */
-	int keeping;                     /* keep_ev is added */
+	struct event *keep_ev;            /* the keeper: EV_READ on the fd */
+	int keeping;                      /* keep_ev is added */
 	int fed;                          /* the bufferevent read since on_keep ran */
 	enum guard_state state;
 	struct guard *next_free;

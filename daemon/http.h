@@ -4,9 +4,10 @@
  * sockets (SO_REUSEPORT: the kernel spreads new connections over them) or,
  * with sockets from systemd, all on the same ones. A loop routes each
  * request, answers what it can at once (health, events, every client error)
- * and hands purchases and order lookups to the worker pool as jobs; the job comes back through the loop's completion
- * queue (an MPSC list plus one eventfd wakeup per batch) and the loop that
- * owns the connection sends the reply. Nothing else crosses threads.
+ * and hands purchases and order lookups to the worker pool as jobs; the job
+ * comes back through the loop's completion queue (an MPSC list plus one
+ * eventfd wakeup per batch) and the loop that owns the connection sends the
+ * reply. Nothing else crosses threads.
  */
 #ifndef TICKETD_HTTP_H
 #define TICKETD_HTTP_H
