@@ -6,7 +6,10 @@ leaves ledger.db byte for byte as it was:
     uid 65534 when the test runs as root, since root ignores file modes);
   - a ledger.db that is not a database, and one with a smashed page;
   - a capacity lowered below what was sold, and an event with sales dropped
-    from the config; put back, the daemon starts with every order intact.
+    from the config; put back, the daemon starts with every order intact;
+  - a schema 1 ledger (a row per ticket) whose rows are not the derived
+    codes. A good schema 1 ledger is upgraded to schema 2 at start: the log
+    says so, every order reads back with the same tickets, --audit passes.
 At run time:
   - the ledger reaches ledger.max_db_bytes (SQLite really runs out of
     pages): purchases get 503 unavailable with Retry-After, their tickets go
@@ -160,6 +163,61 @@ t = d.event("concert")["tiers"]["general"]
 tap.eq((t["sold"], t["available"]), (6, 0), "capacity 6 == sold: starts, sold out")
 tap.eq([d.get("/v1/orders/" + o["order"]).json for o in orders], orders, "every order is there")
 d.finish("capacity daemon")
+
+# ---- a schema 1 ledger: upgraded at start, or refused if its rows are not derived -------------------
+# What ticketd wrote before schema 2: a tickets table holding the codes.
+TO_SCHEMA_1 = """
+DROP VIEW tickets;
+CREATE TABLE tickets (code TEXT PRIMARY KEY, order_id TEXT NOT NULL REFERENCES orders (id),
+    seq INTEGER NOT NULL CHECK (seq > 0), UNIQUE (order_id, seq)) WITHOUT ROWID;
+WITH RECURSIVE t (order_id, seq, quantity) AS (SELECT id, 1, quantity FROM orders
+    UNION ALL SELECT order_id, seq + 1, quantity FROM t WHERE seq < quantity)
+INSERT INTO tickets SELECT order_id || '-' || seq, order_id, seq FROM t;
+UPDATE meta SET value = 1 WHERE key = 'schema_version';
+PRAGMA user_version = 1;
+"""
+
+
+def to_schema_1(db, extra=""):
+    c = sqlite3.connect(db, isolation_level=None)
+    c.executescript(TO_SCHEMA_1 + extra)
+    c.close()
+
+
+def schema_of(db):
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    ver = c.execute("PRAGMA user_version").fetchone()[0]
+    kind = c.execute("SELECT type FROM sqlite_master WHERE name = 'tickets'").fetchone()[0]
+    c.close()
+    return ver, kind
+
+
+conf, state, orders = make_ledger("schema1-bad", buys=3)
+db = os.path.join(state, "ledger.db")
+to_schema_1(db, "UPDATE tickets SET code = 'VIP-1' WHERE code = '%s';"
+            % orders[0]["tickets"][0])
+refused("a schema 1 ledger with an edited ticket code", conf,
+        "cannot upgrade ledger schema 1 to 2: 1 ticket row(s) that are not")
+tap.eq(schema_of(db), (1, "table"), "the refused ledger is still schema 1 with its table")
+
+conf, state, orders = make_ledger("schema1", buys=3)
+db = os.path.join(state, "ledger.db")
+to_schema_1(db)
+tap.eq(schema_of(db), (1, "table"), "a schema 1 ledger (a tickets table) of 3 orders")
+d = Daemon(conf).start()
+tap.ok("upgraded" in d.log() and "from schema 1 to 2: its 6 ticket rows" in d.log(),
+       "the daemon upgrades it at start and logs it")
+tap.eq([d.get("/v1/orders/" + o["order"]).json for o in orders], orders,
+       "every order reads back as before, tickets and all")
+tap.eq(d.event("concert")["tiers"]["general"]["sold"], 6, "sold is 6")
+tap.eq(d.stop(), 0, "upgraded daemon stops")
+tap.eq(schema_of(db), (2, "view"), "the file is schema 2: tickets is a view")
+rc, out, err = run_ticketd("-c", d.conf_path, "--audit")
+tap.ok(rc == 0 and "schema 2" in out and "audit: OK" in out,
+       "--audit passes on the upgraded ledger")
+if rc != 0:
+    tap.diag(out[-1500:] + err[-500:])
+d.cleanup()
 
 # ---- run time: the ledger is full -------------------------------------------------------------------
 conf = base_config(state_dir=os.path.join(tmp, "full"), idempotency_ttl_s=2,
