@@ -149,8 +149,8 @@ time.sleep(HOLD * 0.6)
 used, wall = cpu_s() - c0, time.monotonic() - t0
 tap.ok(used < 0.4 * wall, "clients that reset, pipelined or half-closed during the payment: "
        "the daemon stays idle (%.2f s of CPU in %.2f s)" % (used, wall))
-got = [[_Stream(s)] for s in clients["pipelined"]]
-tap.eq([(st.reply()[0], st.reply()[0]) for [st] in got], [(201, 201)] * 2,
+streams = [_Stream(s) for s in clients["pipelined"]]
+tap.eq([(st.reply()[0], st.reply()[0]) for st in streams], [(201, 201)] * 2,
        "a request sent during the payment is answered after the first, both 201")
 tap.eq([_Stream(s).reply()[0] for s in clients["halfclosed"]], [201] * 2,
        "a client that half-closed during the payment still gets its 201")
