@@ -40,11 +40,8 @@
 /* The tickets of every order, derived: "<id>-<n>" for n = 1..quantity. For
  * the shell and the audit; the daemon derives them in C (ledger_get_order). */
 #define TICKETS_VIEW_SQL \
-	"CREATE VIEW tickets (code, order_id, seq) AS\n" \
-	"    WITH RECURSIVE t (order_id, seq, quantity) AS (\n" \
-	"        SELECT id, 1, quantity FROM orders WHERE quantity >= 1\n" \
-	"        UNION ALL SELECT order_id, seq + 1, quantity FROM t WHERE seq < quantity)\n" \
-	"    SELECT order_id || '-' || seq, order_id, seq FROM t;\n"
+	"CREATE VIEW tickets (code, order_id, seq) AS\n    " \
+	LEDGER_DERIVED_CTE "    " LEDGER_DERIVED_ROWS ";\n"
 
 /* Schema 2. Times are unix milliseconds; pools and tiers are "general" or
  * "vip". counts duplicates the sums over orders so the audit can cross-check
@@ -1358,8 +1355,8 @@ static int upgrade_v1(struct ledger *l, char *err, size_t errlen)
 	} checks[] = {
 		{ "SELECT count(*) FROM (" LEDGER_UNDERIVED_SQL ")",
 		  "ticket row(s) that are not <order id>-<n> for an n in 1..its order's quantity" },
-		{ LEDGER_DERIVED_CTE "SELECT count(*) FROM (SELECT order_id || '-' || seq,"
-		  " order_id, seq FROM d EXCEPT SELECT code, order_id, seq FROM tickets)",
+		{ LEDGER_DERIVED_CTE "SELECT count(*) FROM (" LEDGER_DERIVED_ROWS
+		  " EXCEPT SELECT code, order_id, seq FROM tickets)",
 		  "ticket(s) of an order with no row (an order with fewer rows than its "
 		  "quantity)" },
 		{ "SELECT (SELECT count(*) FROM tickets) -"

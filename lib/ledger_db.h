@@ -13,18 +13,18 @@
  * transaction that also sets application_id and user_version. */
 extern const char ledger_schema_sql[];
 
-/* A WITH clause naming d (order_id, seq): every ticket the orders hold,
- * n = 1..quantity; its code is order_id || '-' || seq. Schema 2's tickets
- * view is the same; the upgrade from schema 1 and the audit compare a
- * schema 1 tickets table with it. */
+/* A WITH clause naming d (order_id, seq, quantity): every ticket the
+ * orders hold, seq = 1..quantity. LEDGER_DERIVED_ROWS selects them as
+ * (code, order_id, seq). Schema 2's tickets view is these two; the upgrade
+ * from schema 1 and the audit compare a schema 1 tickets table with them. */
 #define LEDGER_DERIVED_CTE \
-	"WITH RECURSIVE d (order_id, seq, quantity) AS (" \
-	" SELECT id, 1, quantity FROM orders WHERE quantity >= 1" \
-	" UNION ALL SELECT order_id, seq + 1, quantity FROM d WHERE seq < quantity) "
+	"WITH RECURSIVE d (order_id, seq, quantity) AS (\n" \
+	"        SELECT id, 1, quantity FROM orders WHERE quantity >= 1\n" \
+	"        UNION ALL SELECT order_id, seq + 1, quantity FROM d WHERE seq < quantity)\n"
+#define LEDGER_DERIVED_ROWS "SELECT order_id || '-' || seq, order_id, seq FROM d"
 /* Ticket rows of a schema 1 tickets table that are not derived ones. */
 #define LEDGER_UNDERIVED_SQL \
-	LEDGER_DERIVED_CTE "SELECT code, order_id, seq FROM tickets" \
-	" EXCEPT SELECT order_id || '-' || seq, order_id, seq FROM d"
+	LEDGER_DERIVED_CTE "SELECT code, order_id, seq FROM tickets EXCEPT " LEDGER_DERIVED_ROWS
 
 
 #endif /* TICKETD_LEDGER_DB_H */
