@@ -287,6 +287,23 @@ echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) at start (a shared machine: fig
 echo
 
 # --- 1. ceiling ----------------------------------------------------------------
+# One ticketd row of section 1: core $1 with the current $io_threads and
+# $workers, pin $p; $2 is the pin column's label, $3 names the run's files.
+ceiling_ticketd() {
+	c_core=$1 c_label=$2
+	st=$work/ceil-$3
+	gen_conf "$st.conf" "$c_core" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state"
+	start_ticketd "$st.conf"
+	wrk_static "http://127.0.0.1:$dport/v1/events/bench/purchase" "$st.wrk"
+	keep_raw "ticketd $c_core, io_threads $io_threads, workers $workers, static purchase body, pin $p" \
+		"$st.wrk"
+	stop_ticketd
+	set -- $(wrk_stats "$st.wrk")
+	eval "ngx=\${ngx_$p:-} evh=\${evh_$p:-}"
+	printf '%-10s %-8s %3s %10s %8s %8s %7s %7s %7s %7s\n' "$c_core" "$c_label" $workers \
+		"$1" "$2" "$3" "$4" "$5" "$(ratio "$1" "$ngx")" "$(ratio "$1" "$evh")"
+}
+
 # nginx's req/s per pinning mode, for the ratios.
 ngx_none=; ngx_split=; ngx_count=
 evh_none=; evh_split=
@@ -333,35 +350,16 @@ for p in none split; do
 	fi
 	for core in $cores; do
 	for workers in $workers_list; do
-		st=$work/ceil-$core-$p-w$workers
-		gen_conf "$st.conf" "$core" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state"
-		start_ticketd "$st.conf"
-		out=$st.wrk
-		wrk_static "http://127.0.0.1:$dport/v1/events/bench/purchase" "$out"
-		keep_raw "ticketd $core, workers $workers, static purchase body, pin $p" "$out"
-		stop_ticketd
-		set -- $(wrk_stats "$out")
-		eval "ngx=\${ngx_$p:-} evh=\${evh_$p:-}"
-		printf '%-10s %-8s %3s %10s %8s %8s %7s %7s %7s %7s\n' "$core" $p $workers "$1" "$2" "$3" "$4" "$5" \
-			"$(ratio "$1" "$ngx")" "$(ratio "$1" "$evh")"
+		ceiling_ticketd "$core" "$p" "$core-$p-w$workers"
 	done
 	done
 	# Unpinned, the threading conf/ticketd.conf ships (2 loops, each on its
 	# own SO_REUSEPORT socket, 2 workers) can use what wrk leaves of its core.
 	if [ "$p" = none ] && [ -n "$default_threads_core" ]; then
-		st=$work/ceil-default-threads
 		save_iot=$io_threads save_w=$workers
 		io_threads=2 workers=2
-		gen_conf "$st.conf" "$default_threads_core" 0 "$(echo $syncs | cut -d' ' -f1)" "$st.state"
+		ceiling_ticketd "$default_threads_core" "$p/io2" default-threads
 		io_threads=$save_iot workers=$save_w
-		start_ticketd "$st.conf"
-		wrk_static "http://127.0.0.1:$dport/v1/events/bench/purchase" "$st.wrk"
-		keep_raw "ticketd $default_threads_core, io_threads 2, workers 2, static purchase body, pin none" "$st.wrk"
-		stop_ticketd
-		set -- $(wrk_stats "$st.wrk")
-		eval "ngx=\${ngx_$p:-} evh=\${evh_$p:-}"
-		printf '%-10s %-8s %3s %10s %8s %8s %7s %7s %7s %7s\n' "$default_threads_core" "$p/io2" 2 "$1" "$2" "$3" "$4" "$5" \
-			"$(ratio "$1" "$ngx")" "$(ratio "$1" "$evh")"
 	fi
 done
 echo "(w: worker threads, 0 = reserve on the loop; non2xx must be 0: every static purchase"
