@@ -37,7 +37,8 @@ dist_doc_DATA += docs/api.md docs/architecture.md
 # Tests: the real daemon over real HTTP (tests/ticketd_test.py is the harness).
 ticketd_tests = tests/daemon/api.py tests/daemon/payment.py \
 	tests/daemon/concurrency.py tests/daemon/shutdown.py \
-	tests/daemon/limits.py tests/daemon/cli.py tests/daemon/syscalls.py
+	tests/daemon/limits.py tests/daemon/cli.py tests/daemon/syscalls.py \
+	tests/daemon/sched.py
 TESTS += $(ticketd_tests)
 STRESS_TESTS += tests/daemon/concurrency.py tests/daemon/shutdown.py
 EXTRA_DIST += $(ticketd_tests) tests/ticketd_test.py

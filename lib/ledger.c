@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -809,11 +810,30 @@ static void purge_chunk(struct ledger *l)
 	}
 }
 
+/* Puts the calling thread (the ledger's) under SCHED_BATCH, whose wakeups
+ * do not preempt the running thread: a loop or worker that submits on the
+ * CPU the ledger shares goes on taking requests until it blocks or its slice
+ * ends, so a saturated CPU commits fewer, larger batches (the per-commit
+ * cost is about that of 35 inserts). Where a CPU is idle the ledger runs on
+ * it at once, as under SCHED_OTHER. If the system refuses (a seccomp filter
+ * without sched_setscheduler), says so and goes on as before. */
+static void sched_batch(void)
+{
+#ifdef SCHED_BATCH
+	struct sched_param sp = { .sched_priority = 0 };
+
+	if (sched_setscheduler(0, SCHED_BATCH, &sp) < 0)
+		log_notice("ledger: cannot make the ledger thread SCHED_BATCH (%s): "
+			   "under load it commits smaller batches", strerror(errno));
+#endif
+}
+
 /* The ledger thread: batches until closed and drained. */
 static void *ledger_main(void *arg)
 {
 	struct ledger *l = arg;
 
+	sched_batch();
 	for (;;) {
 		struct ledger_req *batch;
 		struct timespec ts;

@@ -56,6 +56,7 @@ for want in Type=notify NotifyAccess=main WatchdogSec= Restart=on-failure \
 	RestrictSUIDSGID=yes LockPersonality=yes MemoryDenyWriteExecute=yes \
 	'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' SystemCallArchitectures=native \
 	SystemCallFilter=@system-service 'SystemCallFilter=~@privileged @resources' \
+	SystemCallFilter=sched_setscheduler \
 	UMask=0077 Requires=ticketd.socket After=ticketd.socket; do
 	grep -q "^$want" "$service"
 	ok $? "ticketd.service has $want"
