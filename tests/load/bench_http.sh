@@ -387,8 +387,8 @@ for p in none split; do
 	eval "ngx=\${ngx_$p:-} evh=\${evh_$p:-}"
 	while read -r r_srv r_pin r_w r_rps r_p50 r_p99 r_non2xx r_err; do
 		case $r_srv in
-		nginx) x_evh= ;;
-		evhttp) x_evh= ;;
+		nginx) x_evh=- ;;
+		evhttp) x_evh=- ;;
 		*) x_evh=$(ratio "$r_rps" "$evh") ;;
 		esac
 		printf "$row_fmt" "$r_srv" "$r_pin" "$r_w" "$r_rps" "$r_p50" "$r_p99" "$r_non2xx" \
