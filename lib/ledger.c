@@ -814,17 +814,19 @@ static void purge_chunk(struct ledger *l)
  * do not preempt the running thread: a loop or worker that submits on the
  * CPU the ledger shares goes on taking requests until it blocks or its slice
  * ends, so a saturated CPU commits fewer, larger batches (the per-commit
- * cost is about that of 35 inserts). Where a CPU is idle the ledger runs on
+ * cost is about that of 40 inserts). Where a CPU is idle the ledger runs on
  * it at once, as under SCHED_OTHER. If the system refuses (a seccomp filter
- * without sched_setscheduler), says so and goes on as before. */
+ * without sched_setscheduler), says so and goes on as before. The call is
+ * POSIX's per-thread one: musl's sched_setscheduler() always fails. */
 static void sched_batch(void)
 {
 #ifdef SCHED_BATCH
 	struct sched_param sp = { .sched_priority = 0 };
+	int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 
-	if (sched_setscheduler(0, SCHED_BATCH, &sp) < 0)
+	if (rc != 0)
 		log_notice("ledger: cannot make the ledger thread SCHED_BATCH (%s): "
-			   "under load it commits smaller batches", strerror(errno));
+			   "under load it commits smaller batches", strerror(rc));
 #endif
 }
 

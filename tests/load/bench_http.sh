@@ -490,7 +490,10 @@ if [ $have_nginx -eq 1 ]; then
 			"http://127.0.0.1:$nginx_port" -- path=/buy filler=none quota=$flash_requests >"$out" 2>&1
 		keep_raw "nginx, $flash_requests requests (flash_sale.lua quota, no drain), run $n" "$out"
 		el=$(result "$out" elapsed)
-		[ -z "$ngx_flash" ] || awk -v a="$el" -v b="$ngx_flash" 'BEGIN { exit !(a < b) }' && ngx_flash=$el
+		if [ -n "$el" ] && { [ -z "$ngx_flash" ] ||
+			awk -v a="$el" -v b="$ngx_flash" 'BEGIN { exit !(a + 0 < b + 0) }'; }; then
+			ngx_flash=$el
+		fi
 	done
 	nginx_stop
 	for n in 1 2 3; do

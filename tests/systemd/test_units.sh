@@ -61,6 +61,12 @@ for want in Type=notify NotifyAccess=main WatchdogSec= Restart=on-failure \
 	grep -q "^$want" "$service"
 	ok $? "ticketd.service has $want"
 done
+# The allow line must come after the ~@resources line it amends: systemd
+# applies SystemCallFilter= lines in order.
+deny=$(grep -n '^SystemCallFilter=~@privileged @resources$' "$service" | cut -d: -f1)
+allow=$(grep -n '^SystemCallFilter=sched_setscheduler$' "$service" | cut -d: -f1)
+test -n "$deny" && test -n "$allow" && test "$allow" -gt "$deny"
+ok $? "sched_setscheduler is allowed after @resources is denied (lines ${deny:-?}, ${allow:-?})"
 grep -q '^ListenStream=8080$' "$socket"
 ok $? "ticketd.socket listens on 8080"
 
