@@ -40,7 +40,7 @@ for workers in (2, 0):
     orders = []
     for i in range(5):
         r = d.purchase("concert", buyer="sched-%d" % i, quantity=1, tier="general")
-        orders.append(r.json.get("order") if r.status == 201 else None)
+        orders.append((r.json or {}).get("order") if r.status == 201 else None)
     tap.ok(all(orders), "%s: five purchases are confirmed (%s)" % (label, orders))
     t = threads(d.proc.pid)
     ledger = [p for c, p in t.values() if c == "ledger"]
