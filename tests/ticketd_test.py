@@ -28,17 +28,23 @@ SRCDIR = os.environ.get("TICKETD_SRCDIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..")
 
 
-def _sanitized():
-    """Guesses whether the daemon was built with a sanitizer (slower)."""
+def _sanitizer():
+    """Guesses which sanitizer the daemon was built with: "tsan", "asan",
+    or None."""
     try:
         with open(TICKETD, "rb") as f:
             data = f.read()
-        return b"__tsan_" in data or b"__asan_" in data
     except OSError:
-        return False
+        return None
+    if b"__tsan_" in data:
+        return "tsan"
+    if b"__asan_" in data:
+        return "asan"
+    return None
 
 
-SANITIZED = _sanitized()
+SANITIZER = _sanitizer()
+SANITIZED = SANITIZER is not None   # slower: tests scale their timeouts
 SCALE = float(os.environ.get("TICKETD_TIME_SCALE") or (5 if SANITIZED else 1))
 
 _live = []          # daemons to kill if the watchdog fires

@@ -15,18 +15,10 @@ import subprocess
 import time
 
 import tap
-from ticketd_test import SCALE, TICKETD, Daemon, base_config, watchdog
+from ticketd_test import SANITIZER, SCALE, Daemon, base_config, watchdog
 
 watchdog(120)
 N = 200
-
-
-def tsan_build():
-    try:
-        with open(TICKETD, "rb") as f:
-            return b"__tsan_" in f.read()
-    except OSError:
-        return False
 
 
 def traced(pid):
@@ -44,7 +36,7 @@ def traced(pid):
 why = None
 if not shutil.which("strace"):
     why = "strace is not installed"
-elif tsan_build():
+elif SANITIZER == "tsan":
     why = "a ThreadSanitizer build runs without the epoll changelist"
 if why:
     tap.skip("a held purchase costs the loop no epoll_ctl", why)
