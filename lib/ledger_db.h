@@ -26,5 +26,4 @@ extern const char ledger_schema_sql[];
 #define LEDGER_UNDERIVED_SQL \
 	LEDGER_DERIVED_CTE "SELECT code, order_id, seq FROM tickets EXCEPT " LEDGER_DERIVED_ROWS
 
-
 #endif /* TICKETD_LEDGER_DB_H */
