@@ -44,11 +44,13 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -207,10 +209,88 @@ int http_sockname(int fd, char *buf, size_t len)
 	return 0;
 }
 
+/* The TCP ports this process has claimed (port_claim): written by the
+ * main thread while it opens the sockets, before any loop runs. */
+static struct {
+	unsigned port;
+	int fd;
+} claimed[CONF_MAX_LISTEN];
+static size_t nclaimed;
+
+/* Claims TCP port for this process by binding the abstract unix socket
+ * "@ticketd-tcp-PORT", held until http_release_ports or exit. Every socket
+ * ticketd binds has SO_REUSEPORT (the loops share a port), and so would a
+ * second ticketd's: the kernel would let it join the port and take part of
+ * its connections. The claim refuses it instead. 0, or -errno with err. */
+static int port_claim(unsigned port, const char *text, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int s, rc;
+
+	for (size_t i = 0; i < nclaimed; i++)
+		if (claimed[i].port == port)
+			return 0; /* a second address of ours on the same port */
+	if (nclaimed == CONF_MAX_LISTEN) {
+		snprintf(err, errlen, "listen %s: more than %d ports", text, CONF_MAX_LISTEN);
+		return -ENOSPC;
+	}
+	/* sun_path[0] stays 0: the abstract namespace, nothing on disk. */
+	len = (socklen_t)snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1,
+				  "ticketd-tcp-%u", port);
+	len += (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "listen %s: socket(AF_UNIX) for the port's claim: %s",
+			 text, strerror(errno));
+		return rc;
+	}
+	if (bind(s, (struct sockaddr *)&sun, len) < 0) {
+		rc = -errno;
+		if (rc == -EADDRINUSE)
+			snprintf(err, errlen, "listen %s: another ticketd is listening on "
+				 "port %u (it holds the abstract socket @ticketd-tcp-%u); "
+				 "two would share the port's connections", text, port, port);
+		else
+			snprintf(err, errlen, "listen %s: cannot claim the port (bind "
+				 "@ticketd-tcp-%u): %s", text, port, strerror(-rc));
+		close(s);
+		return rc;
+	}
+	claimed[nclaimed].port = port;
+	claimed[nclaimed].fd = s;
+	nclaimed++;
+	return 0;
+}
+
+void http_release_ports(void)
+{
+	while (nclaimed > 0)
+		close(claimed[--nclaimed].fd);
+}
+
+/* The port a bound socket has, or 0. */
+static unsigned bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
 /* Makes a listening socket bound to addr (text names it in errors): the
- * body of http_listen and http_listen_again. 0 with *fd, or -errno. */
+ * body of http_listen and http_listen_again. A first socket (claim set)
+ * claims its port between bind and listen, so that a refused second
+ * ticketd never listens. 0 with *fd, or -errno. */
 static int listen_on(const struct sockaddr *addr, socklen_t addrlen, const char *text,
-		     int *fd, char *err, size_t errlen)
+		     int claim, int *fd, char *err, size_t errlen)
 {
 	int one = 1, s, rc;
 
@@ -233,6 +313,8 @@ static int listen_on(const struct sockaddr *addr, socklen_t addrlen, const char 
 		snprintf(err, errlen, "listen %s: bind: %s", text, strerror(errno));
 		goto fail;
 	}
+	if (claim && (rc = port_claim(bound_port(s), text, err, errlen)) < 0)
+		goto fail;
 	if (listen(s, SOMAXCONN) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "listen %s: listen: %s", text, strerror(errno));
@@ -248,7 +330,7 @@ fail:
 int http_listen(const struct conf_listen *l, int *fd, char *bound, size_t boundlen,
 		char *err, size_t errlen)
 {
-	int rc = listen_on((const struct sockaddr *)&l->addr, l->addrlen, l->text, fd,
+	int rc = listen_on((const struct sockaddr *)&l->addr, l->addrlen, l->text, 1, fd,
 			   err, errlen);
 
 	if (rc == 0)
@@ -269,7 +351,7 @@ int http_listen_again(int fd, int *out, char *err, size_t errlen)
 		return rc;
 	}
 	http_sockname(fd, text, sizeof(text));
-	return listen_on((const struct sockaddr *)&ss, sl, text, out, err, errlen);
+	return listen_on((const struct sockaddr *)&ss, sl, text, 0, out, err, errlen);
 }
 
 /* ---- replies ------------------------------------------------------------ */

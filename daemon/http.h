@@ -43,10 +43,15 @@ struct http_options {
 };
 
 /* Creates a listening TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking,
- * close-on-exec) bound to l. Returns 0 with *fd and the address really bound
- * (port 0 resolved) in bound, e.g. "127.0.0.1:43123"; or -errno with err. */
+ * close-on-exec) bound to l, and claims its port for this process (the
+ * abstract unix socket "@ticketd-tcp-PORT"), so that a second ticketd
+ * cannot join the port through SO_REUSEPORT: -EADDRINUSE then. Returns 0
+ * with *fd and the address really bound (port 0 resolved) in bound, e.g.
+ * "127.0.0.1:43123"; or -errno with err. */
 int http_listen(const struct conf_listen *l, int *fd, char *bound, size_t boundlen,
 		char *err, size_t errlen);
+/* Gives up the ports http_listen claimed (at exit, after the sockets). */
+void http_release_ports(void);
 /* Opens one more listening socket on the address fd is bound to (the same
  * port, SO_REUSEPORT), for another loop. 0 with *out, or -errno with err. */
 int http_listen_again(int fd, int *out, char *err, size_t errlen);

@@ -554,6 +554,7 @@ out:
 	for (size_t i = 0; owned && nfds > 0 && i < (size_t)nfds * nsets; i++)
 		close(fds[i]);
 	free(fds);
+	http_release_ports();
 	for (int i = 0; i < 3; i++)
 		if (sigs[i])
 			event_free(sigs[i]);

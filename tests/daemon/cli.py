@@ -179,6 +179,28 @@ tap.ok(rc == 1 and "bind" in err and "Address already in use" in err,
        "a port held by another program: exit 1, bind: Address already in use")
 taken.close()
 
+# Every ticketd socket has SO_REUSEPORT (its loops share the port), so the
+# kernel would let a second ticketd join a running one's port and split its
+# connections: the port's claim (@ticketd-tcp-PORT) refuses the second.
+d = Daemon(base_config(listen=["127.0.0.1:0"])).start()
+busy = int(d.addrs[0].rsplit(":", 1)[1])
+rc, out, err = run_ticketd("-c", conf_file("second.conf", base_config(
+    listen=["127.0.0.1:%d" % busy], state_dir=os.path.join(tmp, "st3"))))
+tap.ok(rc == 1 and ("another ticketd is listening on port %d" % busy) in err,
+       "a second ticketd on a running one's port: exit 1, the claim named")
+rc, out, err = run_ticketd("-c", conf_file("second_any.conf", base_config(
+    listen=["0.0.0.0:%d" % busy], state_dir=os.path.join(tmp, "st4"))))
+tap.ok(rc == 1 and "another ticketd is listening on port %d" % busy in err,
+       "and on the same port of another address: exit 1")
+listeners = sum(1 for line in open("/proc/net/tcp").read().splitlines()[1:]
+                if line.split()[1].endswith(":%04X" % busy) and line.split()[3] == "0A")
+tap.eq(listeners, 2, "only the first daemon's two loops listen on the port")
+tap.eq(d.get("/healthz").status, 200, "the first daemon still serves")
+d.finish("first daemon of the port")
+d = Daemon(base_config(listen=["127.0.0.1:%d" % busy])).start()
+tap.eq(d.get("/healthz").status, 200, "the port's claim ends with its daemon: the next one binds it")
+d.finish("next daemon of the port")
+
 # ---- IPv6 ------------------------------------------------------------------------
 try:
     s6 = socket.socket(socket.AF_INET6)
@@ -195,6 +217,13 @@ if have6:
     d.host, d.port = "127.0.0.1", int(d.addrs[1].rsplit(":", 1)[1])
     tap.eq(d.get("/healthz").status, 200, "and over IPv4, same daemon")
     d.finish("IPv6 daemon")
+    probe = socket.socket(socket.AF_INET6)
+    probe.bind(("::1", 0))
+    same = probe.getsockname()[1]
+    probe.close()
+    d = Daemon(base_config(listen=["[::1]:%d" % same, "127.0.0.1:%d" % same])).start()
+    tap.eq(len(d.addrs), 2, "one daemon may listen on one port at two addresses: %s" % d.addrs)
+    d.finish("two-address daemon")
 else:
     tap.skip("IPv6 listening", "no ::1 on this machine")
 
