@@ -402,6 +402,7 @@ static int run(struct conf **cp, const struct options *o)
 		.batch_begin = work_batch_begin,
 		.run = purchase_work,
 		.batch_end = work_batch_end,
+		.cancel = purchase_cancel,
 	};
 	int *fds = NULL, nfds = 0, owned = 0, rc = 1;
 	size_t nsets = 1;
@@ -468,6 +469,7 @@ static int run(struct conf **cp, const struct options *o)
 			.batch_begin = work_batch_begin,
 			.run = purchase_read_work,
 			.batch_end = work_batch_end,
+			.cancel = purchase_cancel,
 		};
 
 		if (pool_create(2, c->queue_depth, &read_ops, orders, &reads) < 0) {
@@ -530,14 +532,20 @@ static int run(struct conf **cp, const struct options *o)
 	event_base_dispatch(d.base);
 	rc = 0;
 out:
-	/* Reverse order: loops stop, the pool finishes its queue, the order
-	 * store answers the last commits, then the loops drop what is left. */
+	/* Reverse order: loops stop, the pool finishes what it is running and
+	 * cancels what it has not begun (its clients' connections are closing:
+	 * a queued purchase must not sell now), the order store answers the
+	 * last commits, then the loops drop what is left. */
 	if (d.http)
 		http_stop(d.http);
-	if (d.pool)
-		pool_stop(d.pool);
-	if (reads)
-		pool_stop(reads);
+	{
+		unsigned cancelled = (d.pool ? pool_stop(d.pool) : 0) +
+				     (reads ? pool_stop(reads) : 0);
+
+		if (cancelled)
+			log_notice("shutdown: %u queued request(s) not yet begun were "
+				   "cancelled (nothing reserved or sold for them)", cancelled);
+	}
 	metrics_set_ledger(NULL, NULL);
 	orders_close(orders);
 	http_destroy(d.http);

@@ -11,6 +11,11 @@
  * leave when they next look at the queue and are joined later (never waited
  * for by the caller, whose thread may be the main loop).
  *
+ * pool_stop ends the pool at shutdown, after the loops have stopped: with
+ * ops.cancel set, what is queued, and the rest of a batch a worker already
+ * took, is cancelled rather than run (a blocking payment each would hold the
+ * exit for its latency, for clients whose connections are already closing).
+ *
  * A pool created with 0 workers runs no thread and is never handed a task:
  * the loops reserve inline (config "workers": 0, see http.c). Its heartbeat
  * moves on every read, since nothing in it can be wedged; a resize from 0
@@ -55,6 +60,8 @@ struct pool {
 	unsigned count;             /* queued tasks, both lanes, <= depth */
 	unsigned idle;              /* workers waiting on wake */
 	int stopping;
+	atomic_int cancelling;      /* pool_stop began and ops.cancel is set */
+	atomic_uint cancelled;      /* tasks handed to ops.cancel */
 	atomic_uint queued;         /* copy of count for lock-free readers */
 	atomic_ullong beat;         /* heartbeat: batches run + idle timed wakes */
 	atomic_uint tick_ms;        /* idle wait bound; 0 = wait untimed */
@@ -141,7 +148,12 @@ static void *worker_main(void *arg)
 			struct pool_task *t = batch;
 
 			batch = t->next;
-			p->ops.run(t, p->arg);
+			if (atomic_load_explicit(&p->cancelling, memory_order_acquire)) {
+				p->ops.cancel(t, p->arg);
+				atomic_fetch_add_explicit(&p->cancelled, 1,
+							  memory_order_relaxed);
+			} else
+				p->ops.run(t, p->arg);
 			/* Per task: a batch of slow (blocking-payment) tasks
 			 * must not look like a wedged pool. */
 			atomic_fetch_add_explicit(&p->beat, 1, memory_order_relaxed);
@@ -344,9 +356,11 @@ int pool_submit(struct pool *p, struct pool_task *t, enum pool_lane lane)
 	return n < 0 ? n : n == 1 ? 0 : -EAGAIN;
 }
 
-void pool_stop(struct pool *p)
+unsigned pool_stop(struct pool *p)
 {
 	pthread_mutex_lock(&p->lock);
+	if (p->ops.cancel)
+		atomic_store_explicit(&p->cancelling, 1, memory_order_release);
 	p->stopping = 1;
 	pthread_cond_broadcast(&p->wake);
 	pthread_mutex_unlock(&p->lock);
@@ -362,6 +376,7 @@ void pool_stop(struct pool *p)
 		}
 	}
 	p->running = 0;
+	return atomic_load_explicit(&p->cancelled, memory_order_relaxed);
 }
 
 void pool_destroy(struct pool *p)

@@ -22,6 +22,9 @@ struct pool_ops {
 	void (*batch_begin)(void *arg);
 	void (*run)(struct pool_task *t, void *arg);
 	void (*batch_end)(void *arg);
+	/* Once pool_stop has begun, a task not yet begun goes here instead of
+	 * to run (NULL: run it anyway). */
+	void (*cancel)(struct pool_task *t, void *arg);
 };
 
 enum pool_lane {
@@ -43,8 +46,11 @@ int pool_submit(struct pool *p, struct pool_task *t, enum pool_lane lane);
  * first, under one lock and with at most one wakeup per idle worker; the
  * rest stay in *list. Returns the number queued, or -ESHUTDOWN. */
 int pool_submit_list(struct pool *p, struct pool_task **list, enum pool_lane lane);
-/* Lets the workers finish every queued task, then joins them. */
-void pool_stop(struct pool *p);
+/* Stops taking tasks: the workers finish the tasks they are running, hand
+ * every other queued one (also the rest of a batch already taken) to
+ * ops.cancel, or run it if there is none, then are joined. Returns the
+ * number cancelled. */
+unsigned pool_stop(struct pool *p);
 /* Frees a stopped pool. */
 void pool_destroy(struct pool *p);
 /* Tasks waiting right now (for status and metrics). */

@@ -331,3 +331,12 @@ void purchase_read_work(struct pool_task *t, void *arg)
 	(void)arg;
 	run(job_of_task(t));
 }
+
+void purchase_cancel(struct pool_task *t, void *arg)
+{
+	struct job *j = job_of_task(t);
+
+	(void)arg;
+	answer_error(&j->reply, 503, "shutting_down", "the server is shutting down");
+	purchase_done(j, JOB_REPLY, 0);
+}

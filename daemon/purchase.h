@@ -19,6 +19,10 @@
 void purchase_work(struct pool_task *t, void *arg);
 /* The reads pool's task function: the same work, never handed on. */
 void purchase_read_work(struct pool_task *t, void *arg);
+/* Both pools' cancel: a job the stopping pool never began (nothing is
+ * reserved, read or written yet) ends with a 503 shutting_down reply, which
+ * its stopped loop may no longer send. */
+void purchase_cancel(struct pool_task *t, void *arg);
 /* With a worker pool, on the loop that queued j: for a plain purchase (no
  * Idempotency-Key) that its seller's sold-out hint says cannot be served,
  * tries the reserve here. Returns 1 when it was refused (finish j with

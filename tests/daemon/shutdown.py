@@ -12,6 +12,7 @@ drain that times out still exits 0 with consistent figures.
 """
 import http.client
 import json
+import re
 import socket
 import sys
 import threading
@@ -164,6 +165,50 @@ expect = 1 if out and out[0][0] == "reply" and out[0][1] == 201 else None
 tap.ok(fig[0] in (0, 1) and (expect is None or fig[0] == expect),
        "timeout: the slow purchase is sold once or not at all (sold %s)" % fig[0])
 tap.ok(not d.sanitizer_report(), "timeout: no sanitizer report")
+d.cleanup()
+
+# ---- a drain that times out with purchases queued -------------------------------------
+# One worker, blocking payments: the queue holds most of the 12 purchases
+# when the drain times out. What was not begun is cancelled, not sold to a
+# client whose connection is closing: the ledger may hold one order more than
+# the 201s (the purchase under way when the loops stopped), no more.
+conf = base_config(workers=1, payment={"latency_ms": 300, "mode": "blocking"},
+                   limits={"drain_timeout_ms": 200})
+d = Daemon(conf).start()
+outs = [None] * 12
+go = threading.Barrier(len(outs) + 1)
+
+
+def queued_client(i):
+    go.wait()
+    try:
+        outs[i] = purchase_raw(d, '{"buyer":"q%d"}' % i)
+    except Exception as e:  # noqa: BLE001 - a truncated reply fails the test
+        outs[i] = ("broken", repr(e), None)
+
+
+threads = [threading.Thread(target=queued_client, args=(i,)) for i in range(len(outs))]
+for t in threads:
+    t.start()
+go.wait()
+time.sleep(0.2 * SCALE)
+d.send_signal(15)
+rc = d.wait(60)
+for t in threads:
+    t.join()
+tap.eq(rc, 0, "queue: exit 0 after the drain timeout")
+replied = sum(1 for o in outs if o[0] == "reply" and o[1] == 201)
+sold = d.final_figures().get("concert", {}).get("general", (None,))[0]
+tap.ok(sold is not None and replied <= sold <= replied + 1,
+       "queue: sold %s, 201s %d: at most the purchase under way is sold unanswered"
+       % (sold, replied))
+tap.ok(not [o for o in outs if o[0] == "broken"], "queue: no truncated reply")
+m = re.search(r"shutdown: (\d+) queued request\(s\) not yet begun were cancelled", d.log())
+began = replied + (sold - replied if sold is not None else 0)
+tap.diag("queue: 201s %d, sold %s, log: %s" % (replied, sold, m.group(0) if m else None))
+tap.ok(m is None or int(m.group(1)) <= len(outs) - began,
+       "queue: the log counts the cancelled purchases")
+tap.ok(not d.sanitizer_report(), "queue: no sanitizer report")
 d.cleanup()
 
 sys.exit(tap.done())

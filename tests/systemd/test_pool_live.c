@@ -4,8 +4,9 @@
  * threads while tasks run, and every task still runs exactly once; the
  * heartbeat moves for an idle pool once a tick is set and for a busy one
  * after each task, and stands still when every worker is stuck in a task.
- * The invariants are exact (counts, peak concurrency); nothing is timed
- * except the waits for something that must happen.
+ * With a cancel op, pool_stop cancels what has not begun instead of
+ * running it. The invariants are exact (counts, peak concurrency); nothing
+ * is timed except the waits for something that must happen.
  */
 #include "config.h"
 
@@ -45,6 +46,23 @@ static void run(struct pool_task *pt, void *arg)
 	ran++;
 	pthread_cond_broadcast(&cond);
 	pthread_mutex_unlock(&lock);
+}
+
+static unsigned cancelled;    /* tasks cancelled; guarded by lock */
+
+static void cancel(struct pool_task *pt, void *arg)
+{
+	(void)pt;
+	(void)arg;
+	pthread_mutex_lock(&lock);
+	cancelled++;
+	pthread_mutex_unlock(&lock);
+}
+
+static void *stop_main(void *arg)
+{
+	pool_stop(arg);
+	return NULL;
 }
 
 static void sleep_ms(unsigned ms)
@@ -192,5 +210,42 @@ int main(void)
 	ok(ran == 30, "pool_stop ran every queued task (%u)", ran);
 	pthread_mutex_unlock(&lock);
 	pool_destroy(p);
+
+	/* With a cancel op, stop cancels what has not begun, the rest of the
+	 * batch a worker already took included, and runs nothing more. */
+	{
+		const struct pool_ops cops = { .run = run, .cancel = cancel };
+		static struct task probe[64];
+		pthread_t stopper;
+		unsigned probes = 0;
+		int rc;
+
+		reset();
+		if (!ok(pool_create(1, 1024, &cops, NULL, &p) == 0, "a pool with a cancel op"))
+			return tap_done();
+		ok(submit(p, t, 30, 1) == 30, "30 held tasks queued on 1 worker");
+		ok(wait_for(active_is, 1), "the worker runs the first (its batch holds more)");
+		ok(pthread_create(&stopper, NULL, stop_main, p) == 0, "pool_stop begins");
+		/* A submit is refused once the stop has begun. */
+		for (int i = 0; i < 1000; i++) {
+			probe[probes].hold = 0;
+			rc = pool_submit(p, &probe[probes].t, POOL_NORMAL);
+			if (rc == -ESHUTDOWN)
+				break;
+			probes += rc == 0;
+			if (probes == 64)
+				break;
+			sleep_ms(10);
+		}
+		ok(rc == -ESHUTDOWN, "pool_submit: -ESHUTDOWN once stopping");
+		open_gate();
+		pthread_join(stopper, NULL);
+		pthread_mutex_lock(&lock);
+		ok(ran == 1 && cancelled == 29 + probes,
+		   "stop ran only the task under way; cancelled the other %u (ran %u, "
+		   "cancelled %u)", 29 + probes, ran, cancelled);
+		pthread_mutex_unlock(&lock);
+		pool_destroy(p);
+	}
 	return tap_done();
 }
