@@ -531,6 +531,7 @@ static struct job *job_get(struct http_loop *lp)
 	j->req = NULL;
 	j->state = JOB_QUEUED;
 	j->error = 0;
+	j->reserved = 0;
 	return j;
 }
 
@@ -1059,6 +1060,10 @@ static void submit(struct http_loop *lp, struct job *j, enum pool_lane lane)
 static void run_inline(struct http_loop *lp, struct pool_task *t)
 {
 	struct pool_task *list = NULL;
+	/* Their commits: one ledger batch. While payment timers are settling
+	 * (on_pay_timer's hold, released by on_settled) they join that batch:
+	 * releasing here would end it and send the later timers' one by one. */
+	int own = !lp->settling;
 
 	while (t) {
 		struct pool_task *next = t->next;
@@ -1067,7 +1072,8 @@ static void run_inline(struct http_loop *lp, struct pool_task *t)
 		list = t;
 		t = next;
 	}
-	orders_hold(lp->http->env->orders); /* their commits: one ledger batch */
+	if (own)
+		orders_hold(lp->http->env->orders);
 	while (list) {
 		t = list;
 		list = t->next;
@@ -1075,7 +1081,8 @@ static void run_inline(struct http_loop *lp, struct pool_task *t)
 		lp->inflight++;
 		purchase_work(t, NULL);
 	}
-	orders_release(lp->http->env->orders);
+	if (own)
+		orders_release(lp->http->env->orders);
 }
 
 /* Runs after the other callbacks of the loop iteration that queued jobs
@@ -1132,6 +1139,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 			struct evhttp_request *req = j->req;
 
 			list = list->next;
+			purchase_unreserve(j);
 			answering(lp, j);
 			if (n >= 0 && j->kind == JOB_PURCHASE)
 				metrics_purchase(j->ev, j->in.tier, METRICS_OVERLOADED,

@@ -79,6 +79,8 @@ struct job {
 	struct catalog_event *ev;     /* purchase: the event */
 	struct request_purchase in;   /* purchase: the decoded body */
 	enum seller_pool from;        /* purchase: pool reserved from */
+	int reserved;                 /* purchase: its loop reserved already
+				       * (purchase_refuse_sold_out); run() skips it */
 	int64_t available;            /* sold out: largest quantity buyable now */
 	struct payment_plan plan;     /* purchase: payment settings it started with */
 	struct orders_commit commit;  /* the ledger request: order, stored reply, refund */

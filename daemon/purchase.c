@@ -235,8 +235,14 @@ static void run(struct job *j)
 	}
 	if (j->idem_key[0] && idempotent(j))
 		return;
-	rc = seller_reserve(j->ev->seller, j->in.tier, j->in.quantity, &j->from);
-	j->times.paying = metrics_reserve(j->ev->core, now);
+	if (j->reserved) { /* on its loop, by purchase_refuse_sold_out */
+		j->reserved = 0;
+		rc = SELLER_OK;
+		j->times.paying = now;
+	} else {
+		rc = seller_reserve(j->ev->seller, j->in.tier, j->in.quantity, &j->from);
+		j->times.paying = metrics_reserve(j->ev->core, now);
+	}
 	if (rc == SELLER_SOLD_OUT) {
 		j->available = buyable(j->ev->seller, j->in.tier);
 		if (!j->idem_key[0]) {
@@ -272,27 +278,41 @@ static void run(struct job *j)
 /* The flash sale is 90% sold-out replies; with a pool each one would cross
  * to a worker and back only to fail its reserve. The seller's lock-free
  * sold-out hint (set by an earlier refusal, cleared when tickets come back)
- * picks the candidates; it may be stale, so the reserve decides, and a
- * reserve that succeeds after all is given back and the job goes the usual
- * way. No queue wait is recorded: the job never waited in the pool's queue. */
+ * picks the candidates; it may be stale, so the reserve decides. A reserve
+ * that succeeds after all is kept (j->reserved): the job goes to the pool
+ * holding its tickets and run() skips its own reserve. Giving them back
+ * here instead would make a worker's reserve of the same last tickets, in
+ * that instant, refuse a buyer while nothing was sold. No queue wait is
+ * recorded for a refused job: it never waited in the pool's queue. */
 int purchase_refuse_sold_out(struct job *j)
 {
 	uint64_t t0;
 	int rc;
 
+	j->reserved = 0;
 	if (j->kind != JOB_PURCHASE || j->idem_key[0] ||
 	    !seller_sold_out_hint(j->ev->seller, j->in.tier, j->in.quantity))
 		return 0;
 	t0 = metrics_now();
 	rc = seller_reserve(j->ev->seller, j->in.tier, j->in.quantity, &j->from);
 	if (rc != SELLER_SOLD_OUT) {
-		if (rc == SELLER_OK)
-			release(j);
+		if (rc == SELLER_OK) {
+			metrics_reserve(j->ev->core, t0);
+			j->reserved = 1;
+		}
 		return 0;
 	}
 	j->times.paying = metrics_reserve(j->ev->core, t0);
 	j->available = buyable(j->ev->seller, j->in.tier);
 	return 1;
+}
+
+void purchase_unreserve(struct job *j)
+{
+	if (j->reserved) {
+		j->reserved = 0;
+		release(j);
+	}
 }
 
 /* True if j reads the ledger (the disk) before it can go on. */
@@ -337,6 +357,7 @@ void purchase_cancel(struct pool_task *t, void *arg)
 	struct job *j = job_of_task(t);
 
 	(void)arg;
+	purchase_unreserve(j);
 	answer_error(&j->reply, 503, "shutting_down", "the server is shutting down");
 	purchase_done(j, JOB_REPLY, 0);
 }

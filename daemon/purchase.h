@@ -19,16 +19,19 @@
 void purchase_work(struct pool_task *t, void *arg);
 /* The reads pool's task function: the same work, never handed on. */
 void purchase_read_work(struct pool_task *t, void *arg);
-/* Both pools' cancel: a job the stopping pool never began (nothing is
- * reserved, read or written yet) ends with a 503 shutting_down reply, which
- * its stopped loop may no longer send. */
+/* Both pools' cancel: a job the stopping pool never began (nothing read or
+ * written yet; tickets its loop reserved go back) ends with a 503
+ * shutting_down reply, which its stopped loop may no longer send. */
 void purchase_cancel(struct pool_task *t, void *arg);
 /* With a worker pool, on the loop that queued j: for a plain purchase (no
  * Idempotency-Key) that its seller's sold-out hint says cannot be served,
  * tries the reserve here. Returns 1 when it was refused (finish j with
- * purchase_done(j, JOB_SOLD_OUT, 0): a 409), 0 when j goes to the pool
- * (nothing held). */
+ * purchase_done(j, JOB_SOLD_OUT, 0): a 409), 0 when j goes to the pool,
+ * holding the tickets if the reserve succeeded after all (j->reserved). */
 int purchase_refuse_sold_out(struct job *j);
+/* Gives back the tickets purchase_refuse_sold_out kept for a job that will
+ * not run after all (the pool refused it); nothing if it kept none. */
+void purchase_unreserve(struct job *j);
 /* Decides the payment of a reserved job and confirms or releases it. The
  * caller must not touch j afterwards. */
 void purchase_settle(struct job *j);
