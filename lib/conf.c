@@ -744,7 +744,10 @@ int conf_load(const char *path, unsigned flags, struct conf **out,
 	size_t got = 0;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer (at start-up
+	 * or on a reload, on the main thread); the S_ISREG check below then
+	 * refuses it. It has no effect on reading a regular file. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));

@@ -2,15 +2,19 @@
 --version, --list-sellers and usage errors; -t on the sample config and on
 broken ones (unknown keys named by their path, wrong types, out-of-range
 values, bad JSON with line and column), each exiting 1 with a message that
-names the problem; the --listen, --state-dir and --seller overrides; unsafe
+names the problem; a FIFO in place of the file refused at once, by -t and
+by a SIGHUP reload; the --listen, --state-dir and --seller overrides; unsafe
 cores refused; a broken config or an unusable state dir never starts a
 daemon; a taken port is a clear error; IPv6 listening.
 """
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
+import time
 
 import tap
 from ticketd_test import SRCDIR, Daemon, base_config, run_ticketd, watchdog
@@ -148,6 +152,16 @@ rc, out, err = run_ticketd("-t", "-c", os.path.join(tmp, "missing.conf"))
 tap.ok(rc == 1 and "No such file" in err, "a missing file: exit 1, says so")
 rc, out, err = run_ticketd("-t", "-c", tmp)
 tap.ok(rc == 1 and "not a regular file" in err, "a directory: exit 1")
+# A FIFO is refused without waiting for a writer (the timeout turns a
+# regression into a failure, not a hang).
+fifo = os.path.join(tmp, "fifo.conf")
+os.mkfifo(fifo)
+try:
+    rc, out, err = run_ticketd("-t", "-c", fifo, timeout=5)
+except subprocess.TimeoutExpired:
+    rc, err = None, "still blocked after 5 s"
+tap.ok(rc == 1 and (fifo + ": not a regular file") in err,
+       "a FIFO: exit 1 at once, \"not a regular file\" (%s)" % err.strip())
 path = conf_file("huge.conf", '{"x":"' + "a" * (1 << 20) + '"}')
 rc, out, err = run_ticketd("-t", "-c", path)
 tap.ok(rc == 1 and "larger than" in err, "a file over 1 MiB: exit 1")
@@ -161,6 +175,19 @@ open(blocker, "w").close()
 d = Daemon(base_config(state_dir=os.path.join(blocker, "state")))
 tap.ok(d.start_fails("state_dir", "cannot create"),
        "a state_dir that cannot be created: exit 1 before listening")
+
+# ---- a reload that finds a FIFO is refused, and SIGTERM still works -------------------------
+d = Daemon(base_config()).start()
+os.remove(d.conf_path)
+os.mkfifo(d.conf_path)
+d.send_signal(signal.SIGHUP)
+deadline = time.monotonic() + 5
+while "not a regular file" not in d.log() and time.monotonic() < deadline:
+    time.sleep(0.05)
+tap.ok("reload refused" in d.log() and (d.conf_path + ": not a regular file") in d.log(),
+       "SIGHUP with the config replaced by a FIFO: the reload is refused")
+tap.eq(d.get("/healthz").status, 200, "and the daemon goes on serving")
+d.finish("daemon after a FIFO reload")
 
 # ---- the state dir is created, and a taken port is an error ------------------------------------
 d = Daemon(base_config(state_dir=os.path.join(tmp, "new", "deep", "state")))
