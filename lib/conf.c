@@ -159,7 +159,8 @@ static int get_size(struct cp *p, json_t *obj, const char *key, size_t min,
 }
 
 /* Reads obj.key as a string of minlen..maxlen bytes, without control
- * characters, into a malloc'd *out if present; 0 or -EINVAL/-ENOMEM. */
+ * characters (C0, DEL or C1: request_has_control), into a malloc'd *out if
+ * present; 0 or -EINVAL/-ENOMEM. */
 static int get_string(struct cp *p, json_t *obj, const char *key, size_t minlen,
 		      size_t maxlen, char **out)
 {
@@ -180,13 +181,9 @@ static int get_string(struct cp *p, json_t *obj, const char *key, size_t minlen,
 			     maxlen, n);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)json_string_value(v)[i];
-
-		if (c < 0x20 || c == 0x7f) {
-			rc = cp_fail(p, "must not contain control characters");
-			goto out;
-		}
+	if (request_has_control(json_string_value(v), n)) {
+		rc = cp_fail(p, "must not contain control characters");
+		goto out;
 	}
 	free(*out);
 	*out = strdup(json_string_value(v));

@@ -25,7 +25,7 @@ tmp = tempfile.mkdtemp(prefix="ticketd-cli-")
 
 def conf_file(name, content):
     path = os.path.join(tmp, name)
-    with open(path, "w") as f:
+    with open(path, "w", encoding="utf-8") as f:
         f.write(content if isinstance(content, str) else json.dumps(content, indent=1))
     return path
 
@@ -126,6 +126,10 @@ cases = [
     ("empty state_dir", variant(state_dir=""), "state_dir: must be 1 to"),
     ("limits not an object", variant(limits=5), "limits: must be an object, got an integer"),
     ("name with a control char", variant(events__0__name="a\nb"), "events[0].name: must not contain control"),
+    ("name with a C1 control char", variant(events__0__name="a\u0085b"),
+     "events[0].name: must not contain control characters"),
+    ("name with a raw C1 control char", '{"events":[{"id":"e","name":"a\u009fb","tiers":{"general":1}}]}',
+     "events[0].name: must not contain control characters"),
     ("top level not an object", [1, 2], "the configuration must be a JSON object"),
 ]
 for u in unsafe:
@@ -165,6 +169,12 @@ tap.ok(rc == 1 and (fifo + ": not a regular file") in err,
 path = conf_file("huge.conf", '{"x":"' + "a" * (1 << 20) + '"}')
 rc, out, err = run_ticketd("-t", "-c", path)
 tap.ok(rc == 1 and "larger than" in err, "a file over 1 MiB: exit 1")
+
+# Names that are not Cc are not control characters: U+00A0, U+2028, U+2029.
+for ch in ("\u00a0", "\u2028", "\u2029"):
+    path = conf_file("name-%04x.conf" % ord(ch), variant(events__0__name="a%sb" % ch))
+    rc, out, err = run_ticketd("-t", "-c", path)
+    tap.ok(rc == 0, "an event name with U+%04X is accepted (%s)" % (ord(ch), err.strip()))
 
 # ---- a bad config or state dir never starts a daemon ---------------------------------------
 rc, out, err = run_ticketd("-c", conf_file("bad-run.conf", variant(bogus=1)))

@@ -1,7 +1,8 @@
 /*
  * test_conf.c: lib/conf.c without a daemon: the defaults a minimal file
  * gets, every value read back, listen address parsing, the --seller
- * override, and that errors name the file, the key path and the position.
+ * override, what counts as a control character in a name, and that errors
+ * name the file, the key path and the position.
  * (tests/daemon/cli.py runs the same checks through ticketd -t.)
  */
 #include "config.h"
@@ -100,6 +101,19 @@ static void addresses(void)
 		   "listen \"%s\" is %s", cases[i].s, cases[i].okay ? "valid" : "refused");
 }
 
+/* Only Cc is a control character: U+2028, U+2029 and U+00A0 are not. */
+static void names(void)
+{
+	struct conf *c = NULL;
+	char err[512] = "";
+
+	ok(load("{\"events\":[{\"id\":\"e\",\"name\":\"a\\u2028\\u2029\\u00a0b\","
+		"\"tiers\":{\"general\":1}}]}", &c, err, sizeof(err)) == 0 && c &&
+	   strcmp(c->events[0].name, "a\xe2\x80\xa8\xe2\x80\xa9\xc2\xa0" "b") == 0,
+	   "a name with U+2028, U+2029 and U+00A0 loads (%s)", err);
+	conf_free(c);
+}
+
 static void errors(void)
 {
 	static const struct { const char *text; const char *msg; } cases[] = {
@@ -118,6 +132,10 @@ static void errors(void)
 		{ "{\"metrics\":{\"on\":true},\"events\":[]}",
 		  "t.conf: metrics.on: unknown key" },
 		{ "{\"metrics\":true,\"events\":[]}", "t.conf: metrics: must be an object" },
+		{ "{\"events\":[{\"id\":\"e\",\"name\":\"a\\u0085b\",\"tiers\":{\"general\":1}}]}",
+		  "t.conf: events[0].name: must not contain control characters" },
+		{ "{\"events\":[{\"id\":\"e\",\"name\":\"a\xc2\x80\",\"tiers\":{\"general\":1}}]}",
+		  "t.conf: events[0].name: must not contain control characters" },
 	};
 	struct conf *c = NULL;
 	char err[512];
@@ -135,6 +153,7 @@ int main(void)
 	defaults();
 	values();
 	addresses();
+	names();
 	errors();
 	return tap_done();
 }
