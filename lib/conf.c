@@ -158,14 +158,32 @@ static int get_size(struct cp *p, json_t *obj, const char *key, size_t min,
 	return rc;
 }
 
-/* Reads obj.key as a string of minlen..maxlen bytes, without control
- * characters (C0, DEL or C1: request_has_control), into a malloc'd *out if
- * present; 0 or -EINVAL/-ENOMEM. */
+/* Checks s[0..n) against the rules of a string key: minlen..maxlen bytes,
+ * no control characters (C0, DEL or C1: request_has_control). Returns 0, or
+ * -EINVAL with the problem in why. */
+static int check_string(const char *s, size_t n, size_t minlen, size_t maxlen,
+			char *why, size_t whylen)
+{
+	if (n < minlen || n > maxlen) {
+		snprintf(why, whylen, "must be %zu to %zu bytes long, got %zu", minlen,
+			 maxlen, n);
+		return -EINVAL;
+	}
+	if (request_has_control(s, n)) {
+		snprintf(why, whylen, "must not contain control characters");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Reads obj.key as a string that passes check_string into a malloc'd *out
+ * if present; 0 or -EINVAL/-ENOMEM. */
 static int get_string(struct cp *p, json_t *obj, const char *key, size_t minlen,
 		      size_t maxlen, char **out)
 {
 	json_t *v = json_object_get(obj, key);
-	size_t old, n;
+	char why[128];
+	size_t old;
 	int rc = 0;
 
 	if (!v)
@@ -175,14 +193,9 @@ static int get_string(struct cp *p, json_t *obj, const char *key, size_t minlen,
 		rc = cp_fail(p, "must be a string, got %s", type_name(v));
 		goto out;
 	}
-	n = json_string_length(v);
-	if (n < minlen || n > maxlen) {
-		rc = cp_fail(p, "must be %zu to %zu bytes long, got %zu", minlen,
-			     maxlen, n);
-		goto out;
-	}
-	if (request_has_control(json_string_value(v), n)) {
-		rc = cp_fail(p, "must not contain control characters");
+	if (check_string(json_string_value(v), json_string_length(v), minlen, maxlen,
+			 why, sizeof(why)) < 0) {
+		rc = cp_fail(p, "%s", why);
 		goto out;
 	}
 	free(*out);
@@ -666,14 +679,15 @@ static int parse_root(struct cp *p, json_t *root, struct conf *c)
 	if (!rc)
 		rc = parse_limits(p, root, c);
 	if (!rc)
-		rc = get_string(p, root, "state_dir", 1, 4095, &c->state_dir);
+		rc = get_string(p, root, "state_dir", 1, CONF_PATH_MAX, &c->state_dir);
 	if (!rc)
 		rc = parse_ledger(p, root, c);
 	if (!rc)
 		rc = get_int(p, root, "idempotency_ttl_s", 1, CONF_MAX_TTL_S,
 			     &c->idempotency_ttl_s);
 	if (!rc)
-		rc = get_string(p, root, "admin_token_file", 1, 4095, &c->admin_token_file);
+		rc = get_string(p, root, "admin_token_file", 1, CONF_PATH_MAX,
+				&c->admin_token_file);
 	if (!rc)
 		rc = parse_metrics(p, root, c);
 	if (!rc)
@@ -828,12 +842,17 @@ int conf_set_listen(struct conf *c, const char *s)
 	return 0;
 }
 
-int conf_set_state_dir(struct conf *c, const char *dir)
+int conf_set_state_dir(struct conf *c, const char *dir, char *err, size_t errlen)
 {
-	char *d = strdup(dir);
+	char *d;
 
-	if (!d)
+	if (check_string(dir, strlen(dir), 1, CONF_PATH_MAX, err, errlen) < 0)
+		return -EINVAL;
+	d = strdup(dir);
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
+	}
 	free(c->state_dir);
 	c->state_dir = d;
 	return 0;

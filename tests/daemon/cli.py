@@ -3,7 +3,7 @@
 broken ones (unknown keys named by their path, wrong types, out-of-range
 values, bad JSON with line and column), each exiting 1 with a message that
 names the problem; a FIFO in place of the file refused at once, by -t and
-by a SIGHUP reload; the --listen, --state-dir and --seller overrides; unsafe
+by a SIGHUP reload; -s held to the state_dir key's rules; the --listen, --state-dir and --seller overrides; unsafe
 cores refused; a broken config or an unusable state dir never starts a
 daemon; a taken port is a clear error; IPv6 listening.
 """
@@ -77,6 +77,19 @@ for u in unsafe:
 for bad in ("127.0.0.1", "localhost:80", "1.2.3.4:99999", "[::1]80", "1.2.3.4:-1", ":80"):
     rc, out, err = run_ticketd("-t", "-c", sample, "-l", bad)
     tap.ok(rc == 1 and "--listen" in err, "--listen %s is refused" % bad)
+# -s is held to the state_dir key's rules: 1 to 4095 bytes, no control characters.
+for bad in ("", "d" * 4096, "d" * 5000):
+    rc, out, err = run_ticketd("-t", "-c", sample, "-s", bad)
+    want = "-s/--state-dir: must be 1 to 4095 bytes long, got %d" % len(bad)
+    if not (rc == 1 and want in err and out == ""):
+        tap.diag("rc %d, stderr %r" % (rc, err[:300]))
+    tap.ok(rc == 1 and want in err and out == "",
+           "-t -s of %d bytes: exit 1, \"%s\"" % (len(bad), want))
+rc, out, err = run_ticketd("-t", "-c", sample, "-s", "d" * 4095)
+tap.ok(rc == 0 and "d" * 4095 in out, "-t -s of 4095 bytes is accepted")
+rc, out, err = run_ticketd("-t", "-c", sample, "-s", "a\x01b")
+tap.ok(rc == 1 and "-s/--state-dir: must not contain control characters" in err,
+       "-t -s with a control character: exit 1")
 
 # ---- broken configs: -t exits 1 and names the problem ----------------------------------------
 good = base_config(state_dir="/tmp/x")
@@ -185,6 +198,10 @@ open(blocker, "w").close()
 d = Daemon(base_config(state_dir=os.path.join(blocker, "state")))
 tap.ok(d.start_fails("state_dir", "cannot create"),
        "a state_dir that cannot be created: exit 1 before listening")
+for bad in ("", "d" * 5000):
+    d = Daemon(base_config(), args=["-s", bad])
+    tap.ok(d.start_fails("-s/--state-dir: must be 1 to 4095 bytes long, got %d" % len(bad)),
+           "without -t, -s of %d bytes: exit 1 before listening" % len(bad))
 
 # ---- a reload that finds a FIFO is refused, and SIGTERM still works -------------------------
 d = Daemon(base_config()).start()

@@ -1,8 +1,8 @@
 /*
  * test_conf.c: lib/conf.c without a daemon: the defaults a minimal file
- * gets, every value read back, listen address parsing, the --seller
- * override, what counts as a control character in a name, and that errors
- * name the file, the key path and the position.
+ * gets, every value read back, listen address parsing, the --seller and
+ * --state-dir overrides, what counts as a control character in a name,
+ * and that errors name the file, the key path and the position.
  * (tests/daemon/cli.py runs the same checks through ticketd -t.)
  */
 #include "config.h"
@@ -80,6 +80,21 @@ static void values(void)
 	ok(conf_set_seller(c, "no-such-core", 0, err, sizeof(err)) == -EINVAL &&
 	   strstr(err, "unknown seller core") && strcmp(c->core->name, "mutex") == 0,
 	   "an unknown --seller is refused and changes nothing");
+	ok(conf_set_state_dir(c, "", err, sizeof(err)) == -EINVAL &&
+	   strcmp(err, "must be 1 to 4095 bytes long, got 0") == 0 &&
+	   strcmp(c->state_dir, "s") == 0, "an empty --state-dir is refused (%s)", err);
+	char dir[4097];
+	memset(dir, 'd', sizeof(dir) - 1);
+	dir[4096] = '\0';
+	ok(conf_set_state_dir(c, dir, err, sizeof(err)) == -EINVAL &&
+	   strcmp(err, "must be 1 to 4095 bytes long, got 4096") == 0 &&
+	   strcmp(c->state_dir, "s") == 0, "a 4096-byte --state-dir is refused");
+	ok(conf_set_state_dir(c, "a\x1b", err, sizeof(err)) == -EINVAL &&
+	   strcmp(err, "must not contain control characters") == 0 &&
+	   strcmp(c->state_dir, "s") == 0, "a --state-dir with a control character is refused");
+	dir[4095] = '\0';
+	ok(conf_set_state_dir(c, dir, err, sizeof(err)) == 0 && strlen(c->state_dir) == 4095,
+	   "a 4095-byte --state-dir replaces state_dir");
 	ok(conf_set_listen(c, "[::1]:0") == 0 && c->nlisten == 1, "--listen replaces the list");
 	ok(conf_set_listen(c, "nope") == -EINVAL && c->nlisten == 1, "a bad --listen is refused");
 	conf_free(c);

@@ -105,7 +105,9 @@ static void load(const char *buf, size_t len, unsigned flags)
 	conf_summary(c, devnull);
 	CHECK(conf_set_listen(c, "[::1]:0") == 0);
 	CHECK(conf_set_listen(c, "1.2.3.4:99999") == -EINVAL);
-	CHECK(conf_set_state_dir(c, "/tmp/x") == 0);
+	CHECK(conf_set_state_dir(c, "", err, sizeof(err)) == -EINVAL);
+	CHECK(c->state_dir && c->state_dir[0]);
+	CHECK(conf_set_state_dir(c, "/tmp/x", err, sizeof(err)) == 0);
 	CHECK(conf_set_seller(c, "naive", 0, err, sizeof(err)) == -EINVAL);
 	CHECK(conf_set_seller(c, "mutex", 0, err, sizeof(err)) == 0);
 	check_conf(c, flags);
