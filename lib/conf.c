@@ -207,6 +207,18 @@ out:
 	return rc;
 }
 
+/* Writes v with the fewest significant digits (at most 17) that read back
+ * as exactly v: 1.0000001 stays "1.0000001" where %g would print "1". */
+static const char *number_text(double v, char *buf, size_t len)
+{
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return buf;
+}
+
 /* Looks a core up by name in the whole registry; 0 or -EINVAL with why. */
 static int find_core(const char *name, unsigned flags,
 		     const struct seller_core **out, char *why, size_t len)
@@ -346,13 +358,14 @@ static int parse_payment(struct cp *p, json_t *root, struct conf *c)
 		rc = get_uint(p, obj, "latency_ms", 0, 60000, &c->payment.latency_ms);
 	if (!rc && (v = json_object_get(obj, "decline_rate"))) {
 		size_t o2 = cp_push(p, "decline_rate", 0);
+		char num[32];
 
 		if (!json_is_number(v))
 			rc = cp_fail(p, "must be a number between 0 and 1, got %s",
 				     type_name(v));
 		else if (!(json_number_value(v) >= 0.0 && json_number_value(v) <= 1.0))
-			rc = cp_fail(p, "must be between 0 and 1, got %g",
-				     json_number_value(v));
+			rc = cp_fail(p, "must be between 0 and 1, got %s",
+				     number_text(json_number_value(v), num, sizeof(num)));
 		else
 			c->payment.decline_rate = json_number_value(v);
 		cp_pop(p, o2);
@@ -894,15 +907,17 @@ const struct conf_event *conf_find_event(const struct conf *c, const char *id)
 
 void conf_summary(const struct conf *c, FILE *f)
 {
+	char num[32];
+
 	fprintf(f, "configuration %s is valid\n", c->path);
 	fprintf(f, "listen:    ");
 	for (size_t i = 0; i < c->nlisten; i++)
 		fprintf(f, "%s%s", i ? ", " : "", c->listen[i].text);
 	fprintf(f, "\nthreads:   %u io, %u workers, queue depth %u\n",
 		c->io_threads, c->workers, c->queue_depth);
-	fprintf(f, "payment:   %s, latency %u ms, decline rate %g\n",
+	fprintf(f, "payment:   %s, latency %u ms, decline rate %s\n",
 		conf_payment_mode_name(c->payment.mode), c->payment.latency_ms,
-		c->payment.decline_rate);
+		number_text(c->payment.decline_rate, num, sizeof(num)));
 	fprintf(f, "limits:    body %zu B, headers %zu B, URL %zu B, quantity %u, "
 		"timeout %u ms, idle %u ms, %u connections, drain %u ms\n",
 		c->limits.max_body_bytes, c->limits.max_header_bytes,

@@ -119,6 +119,11 @@ cases = [
     ("too many workers", variant(workers=1025), "workers: must be between 0 and 1024"),
     ("fractional io_threads", variant(io_threads=1.5), "io_threads: must be an integer"),
     ("decline_rate above 1", variant(payment__decline_rate=1.5), "payment.decline_rate: must be between 0 and 1"),
+    # The value as given, not rounded to 6 digits ("got 1" would read as in range).
+    ("decline_rate just above 1", variant(payment__decline_rate=1.0000001),
+     "payment.decline_rate: must be between 0 and 1, got 1.0000001\n"),
+    ("decline_rate just below 0", variant(payment__decline_rate=-1e-9),
+     "payment.decline_rate: must be between 0 and 1, got -1e-09\n"),
     ("bad payment mode", variant(payment__mode="sometimes"), "payment.mode: must be \"async\" or \"blocking\""),
     ("negative capacity", variant(events__1__tiers__general=-1), "events[1].tiers.general: must be between 0"),
     ("capacity as a string", variant(events__1__tiers__general="10"), "events[1].tiers.general: must be an integer"),
@@ -153,7 +158,7 @@ for i, (name, content, expect) in enumerate(cases):
     ok = rc == 1 and expect in err and path in err and out == ""
     if not ok:
         tap.diag("%s: rc %d, stderr %r" % (name, rc, err))
-    tap.ok(ok, "-t, %s: exit 1, \"%s\"" % (name, expect))
+    tap.ok(ok, "-t, %s: exit 1, \"%s\"" % (name, expect.strip()))
 
 # Syntax errors carry file:line:column.
 path = conf_file("syntax.conf", '{\n  "io_threads": 2,\n  "workers": ,\n}\n')

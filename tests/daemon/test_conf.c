@@ -10,6 +10,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf.h"
@@ -116,6 +118,47 @@ static void addresses(void)
 		   "listen \"%s\" is %s", cases[i].s, cases[i].okay ? "valid" : "refused");
 }
 
+/* An out-of-range decline_rate is printed as given, not rounded to %g's 6
+ * digits ("got 1" would read as in range); so is one in range in -t's
+ * summary. */
+static void numbers(void)
+{
+	static const struct { const char *rate; const char *msg; } cases[] = {
+		{ "1.0000001", "t.conf: payment.decline_rate: must be between 0 and 1, got 1.0000001" },
+		{ "-1e-9", "t.conf: payment.decline_rate: must be between 0 and 1, got -1e-09" },
+		{ "1.5", "t.conf: payment.decline_rate: must be between 0 and 1, got 1.5" },
+		{ "1e300", "t.conf: payment.decline_rate: must be between 0 and 1, got 1e+300" },
+	};
+	struct conf *c = NULL;
+	char text[256], err[512], *out = NULL;
+	size_t outlen = 0;
+	FILE *f;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "{\"payment\":{\"decline_rate\":%s},"
+			 "\"events\":[{\"id\":\"e\",\"tiers\":{\"general\":1}}]}",
+			 cases[i].rate);
+		err[0] = '\0';
+		ok(load(text, &c, err, sizeof(err)) == -EINVAL && strcmp(err, cases[i].msg) == 0,
+		   "decline_rate %s: \"%s\"", cases[i].rate, err);
+	}
+	err[0] = '\0';
+	ok(load("{\"payment\":{\"decline_rate\":0.12345678},"
+		"\"events\":[{\"id\":\"e\",\"tiers\":{\"general\":1}}]}",
+		&c, err, sizeof(err)) == 0, "decline_rate 0.12345678 loads (%s)", err);
+	f = open_memstream(&out, &outlen);
+	if (c && f) {
+		conf_summary(c, f);
+		fclose(f);
+		ok(strstr(out, "decline rate 0.12345678\n") != NULL,
+		   "the summary shows decline rate 0.12345678");
+	} else {
+		ok(0, "the summary shows decline rate 0.12345678");
+	}
+	free(out);
+	conf_free(c);
+}
+
 /* Only Cc is a control character: U+2028, U+2029 and U+00A0 are not. */
 static void names(void)
 {
@@ -169,6 +212,7 @@ int main(void)
 	values();
 	addresses();
 	names();
+	numbers();
 	errors();
 	return tap_done();
 }
