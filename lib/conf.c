@@ -298,6 +298,16 @@ int conf_parse_listen(const char *s, struct conf_listen *out)
 	return 0;
 }
 
+/* True if a and b are the same address and port, however written
+ * ("127.0.0.1:80" and "127.0.0.1:080", "[::1]:80" and "[0::1]:80"). */
+static int same_listen(const struct conf_listen *a, const struct conf_listen *b)
+{
+	/* conf_parse_listen zeroes the whole address before filling it. */
+	return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+/* "listen": 1 to CONF_MAX_LISTEN addresses, no two the same (bound twice
+ * with SO_REUSEPORT, a duplicate would be accepted silently). */
 static int parse_listen(struct cp *p, json_t *root, struct conf *c)
 {
 	json_t *v = json_object_get(root, "listen");
@@ -329,6 +339,11 @@ static int parse_listen(struct cp *p, json_t *root, struct conf *c)
 		else if (conf_parse_listen(json_string_value(item), &c->listen[i]) < 0)
 			rc = cp_fail(p, "\"%s\" is not a numeric \"addr:port\" or "
 				     "\"[v6addr]:port\"", json_string_value(item));
+		for (size_t j = 0; !rc && j < i; j++)
+			if (same_listen(&c->listen[j], &c->listen[i]))
+				rc = cp_fail(p, "\"%s\" is the same address and port as "
+					     "listen[%zu] (\"%s\")", c->listen[i].text, j,
+					     c->listen[j].text);
 		cp_pop(p, o2);
 		if (rc < 0)
 			goto out;

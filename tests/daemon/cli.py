@@ -138,6 +138,11 @@ cases = [
     ("events not a list", variant(events={}), "events: must be a list"),
     ("listen not a list", variant(listen="127.0.0.1:80"), "listen: must be a list"),
     ("bad listen address", variant(listen=["localhost:80"]), "listen[0]: \"localhost:80\" is not a numeric"),
+    ("duplicate listen address", variant(listen=["127.0.0.1:9000", "127.0.0.1:9000"]),
+     "listen[1]: \"127.0.0.1:9000\" is the same address and port as listen[0]"),
+    ("duplicate listen address, written differently",
+     variant(listen=["[::1]:80", "127.0.0.1:80", "[0:0::1]:080"]),
+     "listen[2]: \"[0:0::1]:080\" is the same address and port as listen[0] (\"[::1]:80\")"),
     ("unknown seller", variant(seller="fastest"), "seller: unknown seller core \"fastest\""),
     ("unknown event seller", variant(events__1__seller="fastest"), "events[1].seller: unknown seller core"),
     ("bad log level", variant(log_level="loud"), "log_level: must be"),
@@ -193,6 +198,12 @@ for ch in ("\u00a0", "\u2028", "\u2029"):
     path = conf_file("name-%04x.conf" % ord(ch), variant(events__0__name="a%sb" % ch))
     rc, out, err = run_ticketd("-t", "-c", path)
     tap.ok(rc == 0, "an event name with U+%04X is accepted (%s)" % (ord(ch), err.strip()))
+
+# Listen entries that share a port or an address, but not both, load.
+path = conf_file("listen-ok.conf", variant(listen=["127.0.0.1:9000", "127.0.0.2:9000",
+                                                   "127.0.0.1:9001", "[::1]:9000"]))
+rc, out, err = run_ticketd("-t", "-c", path)
+tap.ok(rc == 0, "listen entries that differ in address or port are accepted (%s)" % err.strip())
 
 # ---- a bad config or state dir never starts a daemon ---------------------------------------
 rc, out, err = run_ticketd("-c", conf_file("bad-run.conf", variant(bogus=1)))

@@ -190,6 +190,17 @@ static void errors(void)
 		{ "{\"metrics\":{\"on\":true},\"events\":[]}",
 		  "t.conf: metrics.on: unknown key" },
 		{ "{\"metrics\":true,\"events\":[]}", "t.conf: metrics: must be an object" },
+		{ "{\"listen\":[\"127.0.0.1:9000\",\"127.0.0.1:9000\"],\"events\":[]}",
+		  "t.conf: listen[1]: \"127.0.0.1:9000\" is the same address and port as "
+		  "listen[0] (\"127.0.0.1:9000\")" },
+		{ "{\"listen\":[\"[::1]:80\",\"1.2.3.4:80\",\"1.2.3.4:0080\"],\"events\":[]}",
+		  "t.conf: listen[2]: \"1.2.3.4:0080\" is the same address and port as "
+		  "listen[1] (\"1.2.3.4:80\")" },
+		{ "{\"listen\":[\"[::1]:80\",\"[0:0:0::1]:80\"],\"events\":[]}",
+		  "t.conf: listen[1]: \"[0:0:0::1]:80\" is the same address and port as "
+		  "listen[0] (\"[::1]:80\")" },
+		{ "{\"listen\":[\"127.0.0.1:0\",\"127.0.0.1:0\"],\"events\":[]}",
+		  "t.conf: listen[1]: \"127.0.0.1:0\" is the same address and port as" },
 		{ "{\"events\":[{\"id\":\"e\",\"name\":\"a\\u0085b\",\"tiers\":{\"general\":1}}]}",
 		  "t.conf: events[0].name: must not contain control characters" },
 		{ "{\"events\":[{\"id\":\"e\",\"name\":\"a\xc2\x80\",\"tiers\":{\"general\":1}}]}",

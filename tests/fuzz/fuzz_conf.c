@@ -41,6 +41,10 @@ static void check_conf(const struct conf *c, unsigned flags)
 		CHECK(memchr(c->listen[i].text, '\0', sizeof(c->listen[i].text)));
 		CHECK(c->listen[i].addr.ss_family == AF_INET ||
 		      c->listen[i].addr.ss_family == AF_INET6);
+		for (size_t j = 0; j < i; j++) /* no address and port twice */
+			CHECK(c->listen[j].addrlen != c->listen[i].addrlen ||
+			      memcmp(&c->listen[j].addr, &c->listen[i].addr,
+				     c->listen[i].addrlen) != 0);
 	}
 	CHECK(c->io_threads >= 1 && c->io_threads <= 64);
 	CHECK(c->workers <= 1024);
