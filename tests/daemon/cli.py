@@ -3,9 +3,10 @@
 broken ones (unknown keys named by their path, wrong types, out-of-range
 values, bad JSON with line and column), each exiting 1 with a message that
 names the problem; a FIFO in place of the file refused at once, by -t and
-by a SIGHUP reload; -s held to the state_dir key's rules; the --listen, --state-dir and --seller overrides; unsafe
-cores refused; a broken config or an unusable state dir never starts a
-daemon; a taken port is a clear error; IPv6 listening.
+by a SIGHUP reload; -s held to the state_dir key's rules; the --listen,
+--state-dir and --seller overrides; unsafe cores refused; a broken config
+or an unusable state dir never starts a daemon; a taken port is a clear
+error; IPv6 listening.
 """
 import json
 import os
