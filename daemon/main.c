@@ -174,8 +174,8 @@ static int load(const struct options *o, struct conf **out, char *err, size_t er
 			 "\"[v6addr]:port\"", o->listen);
 		goto fail;
 	}
-	if (o->state_dir && conf_set_state_dir(c, o->state_dir) < 0) {
-		snprintf(err, errlen, "out of memory");
+	if (o->state_dir && conf_set_state_dir(c, o->state_dir, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "-s/--state-dir: %s", why);
 		goto fail;
 	}
 	if (o->seller && conf_set_seller(c, o->seller, o->conf_flags, why,

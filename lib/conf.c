@@ -158,13 +158,32 @@ static int get_size(struct cp *p, json_t *obj, const char *key, size_t min,
 	return rc;
 }
 
-/* Reads obj.key as a string of minlen..maxlen bytes, without control
- * characters, into a malloc'd *out if present; 0 or -EINVAL/-ENOMEM. */
+/* Checks s[0..n) against the rules of a string key: minlen..maxlen bytes,
+ * no control characters (C0, DEL or C1: request_has_control). Returns 0, or
+ * -EINVAL with the problem in why. */
+static int check_string(const char *s, size_t n, size_t minlen, size_t maxlen,
+			char *why, size_t whylen)
+{
+	if (n < minlen || n > maxlen) {
+		snprintf(why, whylen, "must be %zu to %zu bytes long, got %zu", minlen,
+			 maxlen, n);
+		return -EINVAL;
+	}
+	if (request_has_control(s, n)) {
+		snprintf(why, whylen, "must not contain control characters");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Reads obj.key as a string that passes check_string into a malloc'd *out
+ * if present; 0 or -EINVAL/-ENOMEM. */
 static int get_string(struct cp *p, json_t *obj, const char *key, size_t minlen,
 		      size_t maxlen, char **out)
 {
 	json_t *v = json_object_get(obj, key);
-	size_t old, n;
+	char why[128];
+	size_t old;
 	int rc = 0;
 
 	if (!v)
@@ -174,19 +193,10 @@ static int get_string(struct cp *p, json_t *obj, const char *key, size_t minlen,
 		rc = cp_fail(p, "must be a string, got %s", type_name(v));
 		goto out;
 	}
-	n = json_string_length(v);
-	if (n < minlen || n > maxlen) {
-		rc = cp_fail(p, "must be %zu to %zu bytes long, got %zu", minlen,
-			     maxlen, n);
+	if (check_string(json_string_value(v), json_string_length(v), minlen, maxlen,
+			 why, sizeof(why)) < 0) {
+		rc = cp_fail(p, "%s", why);
 		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)json_string_value(v)[i];
-
-		if (c < 0x20 || c == 0x7f) {
-			rc = cp_fail(p, "must not contain control characters");
-			goto out;
-		}
 	}
 	free(*out);
 	*out = strdup(json_string_value(v));
@@ -195,6 +205,18 @@ static int get_string(struct cp *p, json_t *obj, const char *key, size_t minlen,
 out:
 	cp_pop(p, old);
 	return rc;
+}
+
+/* Writes v with the fewest significant digits (at most 17) that read back
+ * as exactly v: 1.0000001 stays "1.0000001" where %g would print "1". */
+static const char *number_text(double v, char *buf, size_t len)
+{
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return buf;
 }
 
 /* Looks a core up by name in the whole registry; 0 or -EINVAL with why. */
@@ -276,6 +298,16 @@ int conf_parse_listen(const char *s, struct conf_listen *out)
 	return 0;
 }
 
+/* True if a and b are the same address and port, however written
+ * ("127.0.0.1:80" and "127.0.0.1:080", "[::1]:80" and "[0::1]:80"). */
+static int same_listen(const struct conf_listen *a, const struct conf_listen *b)
+{
+	/* conf_parse_listen zeroes the whole address before filling it. */
+	return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+/* "listen": 1 to CONF_MAX_LISTEN addresses, no two the same (bound twice
+ * with SO_REUSEPORT, a duplicate would be accepted silently). */
 static int parse_listen(struct cp *p, json_t *root, struct conf *c)
 {
 	json_t *v = json_object_get(root, "listen");
@@ -307,6 +339,11 @@ static int parse_listen(struct cp *p, json_t *root, struct conf *c)
 		else if (conf_parse_listen(json_string_value(item), &c->listen[i]) < 0)
 			rc = cp_fail(p, "\"%s\" is not a numeric \"addr:port\" or "
 				     "\"[v6addr]:port\"", json_string_value(item));
+		for (size_t j = 0; !rc && j < i; j++)
+			if (same_listen(&c->listen[j], &c->listen[i]))
+				rc = cp_fail(p, "\"%s\" is the same address and port as "
+					     "listen[%zu] (\"%s\")", c->listen[i].text, j,
+					     c->listen[j].text);
 		cp_pop(p, o2);
 		if (rc < 0)
 			goto out;
@@ -336,13 +373,14 @@ static int parse_payment(struct cp *p, json_t *root, struct conf *c)
 		rc = get_uint(p, obj, "latency_ms", 0, 60000, &c->payment.latency_ms);
 	if (!rc && (v = json_object_get(obj, "decline_rate"))) {
 		size_t o2 = cp_push(p, "decline_rate", 0);
+		char num[32];
 
 		if (!json_is_number(v))
 			rc = cp_fail(p, "must be a number between 0 and 1, got %s",
 				     type_name(v));
 		else if (!(json_number_value(v) >= 0.0 && json_number_value(v) <= 1.0))
-			rc = cp_fail(p, "must be between 0 and 1, got %g",
-				     json_number_value(v));
+			rc = cp_fail(p, "must be between 0 and 1, got %s",
+				     number_text(json_number_value(v), num, sizeof(num)));
 		else
 			c->payment.decline_rate = json_number_value(v);
 		cp_pop(p, o2);
@@ -669,14 +707,15 @@ static int parse_root(struct cp *p, json_t *root, struct conf *c)
 	if (!rc)
 		rc = parse_limits(p, root, c);
 	if (!rc)
-		rc = get_string(p, root, "state_dir", 1, 4095, &c->state_dir);
+		rc = get_string(p, root, "state_dir", 1, CONF_PATH_MAX, &c->state_dir);
 	if (!rc)
 		rc = parse_ledger(p, root, c);
 	if (!rc)
 		rc = get_int(p, root, "idempotency_ttl_s", 1, CONF_MAX_TTL_S,
 			     &c->idempotency_ttl_s);
 	if (!rc)
-		rc = get_string(p, root, "admin_token_file", 1, 4095, &c->admin_token_file);
+		rc = get_string(p, root, "admin_token_file", 1, CONF_PATH_MAX,
+				&c->admin_token_file);
 	if (!rc)
 		rc = parse_metrics(p, root, c);
 	if (!rc)
@@ -744,7 +783,10 @@ int conf_load(const char *path, unsigned flags, struct conf **out,
 	size_t got = 0;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer (at start-up
+	 * or on a reload, on the main thread); the S_ISREG check below then
+	 * refuses it. It has no effect on reading a regular file. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -828,12 +870,17 @@ int conf_set_listen(struct conf *c, const char *s)
 	return 0;
 }
 
-int conf_set_state_dir(struct conf *c, const char *dir)
+int conf_set_state_dir(struct conf *c, const char *dir, char *err, size_t errlen)
 {
-	char *d = strdup(dir);
+	char *d;
 
-	if (!d)
+	if (check_string(dir, strlen(dir), 1, CONF_PATH_MAX, err, errlen) < 0)
+		return -EINVAL;
+	d = strdup(dir);
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
+	}
 	free(c->state_dir);
 	c->state_dir = d;
 	return 0;
@@ -875,15 +922,17 @@ const struct conf_event *conf_find_event(const struct conf *c, const char *id)
 
 void conf_summary(const struct conf *c, FILE *f)
 {
+	char num[32];
+
 	fprintf(f, "configuration %s is valid\n", c->path);
 	fprintf(f, "listen:    ");
 	for (size_t i = 0; i < c->nlisten; i++)
 		fprintf(f, "%s%s", i ? ", " : "", c->listen[i].text);
 	fprintf(f, "\nthreads:   %u io, %u workers, queue depth %u\n",
 		c->io_threads, c->workers, c->queue_depth);
-	fprintf(f, "payment:   %s, latency %u ms, decline rate %g\n",
+	fprintf(f, "payment:   %s, latency %u ms, decline rate %s\n",
 		conf_payment_mode_name(c->payment.mode), c->payment.latency_ms,
-		c->payment.decline_rate);
+		number_text(c->payment.decline_rate, num, sizeof(num)));
 	fprintf(f, "limits:    body %zu B, headers %zu B, URL %zu B, quantity %u, "
 		"timeout %u ms, idle %u ms, %u connections, drain %u ms\n",
 		c->limits.max_body_bytes, c->limits.max_header_bytes,

@@ -24,6 +24,7 @@
 #define CONF_MAX_EVENTS 1024
 #define CONF_NAME_MAX 256          /* event display name, bytes */
 #define CONF_ADDR_MAX 64           /* "addr:port" as written, bytes */
+#define CONF_PATH_MAX 4095         /* state_dir, admin_token_file, -s; bytes */
 #define CONF_MAX_TICKETS 1000000000000LL /* per tier */
 #define CONF_MAX_TTL_S 31536000    /* idempotency_ttl_s, one year */
 
@@ -109,8 +110,11 @@ void conf_free(struct conf *c);
 int conf_parse_listen(const char *s, struct conf_listen *out);
 /* Replaces the listen list with the single address s; 0 or -EINVAL/-ENOMEM. */
 int conf_set_listen(struct conf *c, const char *s);
-/* Replaces state_dir; 0 or -ENOMEM. */
-int conf_set_state_dir(struct conf *c, const char *dir);
+/* Replaces state_dir (the --state-dir override), held to the state_dir
+ * key's rules: 1 to CONF_PATH_MAX bytes, no control characters. Returns 0,
+ * or -EINVAL/-ENOMEM with the problem in err ("must be 1 to 4095 bytes
+ * long, got 0"; the caller names the option) and state_dir unchanged. */
+int conf_set_state_dir(struct conf *c, const char *dir, char *err, size_t errlen);
 /* Makes every event use core name (the --seller override); 0, or -EINVAL
  * with the reason in err for an unknown or (without CONF_ALLOW_UNSAFE)
  * unsafe core. */

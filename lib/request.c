@@ -149,13 +149,16 @@ static const char *printable_key(const char *key, char *buf, size_t len)
 	return buf;
 }
 
-/* True if s[0..len) holds a C0 control character or DEL. */
-static int has_control(const char *s, size_t len)
+int request_has_control(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c < 0x20 || c == 0x7f)
+			return 1;
+		/* C1: U+0080..U+009F is 0xC2 followed by 0x80..0x9F. */
+		if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] >= 0x80 &&
+		    (unsigned char)s[i + 1] <= 0x9f)
 			return 1;
 	}
 	return 0;
@@ -208,7 +211,7 @@ static int purchase_field(const char *key, json_t *v, unsigned max_quantity,
 			return fail(err, "invalid_field",
 				    "buyer must be 1 to %d bytes long, got %zu",
 				    REQUEST_BUYER_MAX, n);
-		if (has_control(json_string_value(v), n))
+		if (request_has_control(json_string_value(v), n))
 			return fail(err, "invalid_field",
 				    "buyer must not contain control characters");
 		memcpy(out->buyer, json_string_value(v), n);
@@ -229,7 +232,8 @@ static int purchase_field(const char *key, json_t *v, unsigned max_quantity,
 		if (!json_is_string(v))
 			return fail(err, "invalid_field", "vip_code must be a string");
 		n = json_string_length(v);
-		if (n > REQUEST_VIP_CODE_MAX || has_control(json_string_value(v), n))
+		if (n > REQUEST_VIP_CODE_MAX ||
+		    request_has_control(json_string_value(v), n))
 			return fail(err, "invalid_field",
 				    "vip_code must be at most %d printable bytes",
 				    REQUEST_VIP_CODE_MAX);

@@ -59,6 +59,12 @@ enum request_route_kind request_route(const char *path, size_t len,
 /* True if s[0..len) is a well-formed id (the same rule as in paths). */
 int request_id_valid(const char *s, size_t len);
 
+/* True if the UTF-8 s[0..len) holds a control character, Unicode's Cc:
+ * C0 (U+0000..U+001F), DEL (U+007F) or C1 (U+0080..U+009F, the bytes 0xC2
+ * 0x80..0x9F). Other invisible characters (U+2028, U+200B...) are not Cc.
+ * The one rule for buyers, vip codes and every string of the config. */
+int request_has_control(const char *s, size_t len);
+
 /* A decoded purchase body. */
 struct request_purchase {
 	unsigned quantity;                 /* 1..max_quantity; default 1 */
@@ -82,7 +88,8 @@ struct request_error {
 /* Decodes a purchase body (body[0..len), need not be NUL-terminated).
  * Fields: quantity (integer 1..max_quantity, default 1), tier ("general" or
  * "vip", default "general"), buyer (string of 1..128 bytes, required, no
- * control characters), vip_code (string); anything else is refused.
+ * control characters: request_has_control), vip_code (string); anything
+ * else is refused.
  * Returns 0, or -EINVAL with err filled (status 400). */
 int request_decode_purchase(const char *body, size_t len, unsigned max_quantity,
 			    struct request_purchase *out, struct request_error *err);

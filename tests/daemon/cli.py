@@ -2,15 +2,20 @@
 --version, --list-sellers and usage errors; -t on the sample config and on
 broken ones (unknown keys named by their path, wrong types, out-of-range
 values, bad JSON with line and column), each exiting 1 with a message that
-names the problem; the --listen, --state-dir and --seller overrides; unsafe
-cores refused; a broken config or an unusable state dir never starts a
-daemon; a taken port is a clear error; IPv6 listening.
+names the problem; a FIFO in place of the file refused at once, by -t and
+by a SIGHUP reload; -s held to the state_dir key's rules; the --listen,
+--state-dir and --seller overrides; unsafe cores refused; a broken config
+or an unusable state dir never starts a daemon; a taken port is a clear
+error; IPv6 listening.
 """
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
+import time
 
 import tap
 from ticketd_test import SRCDIR, Daemon, base_config, run_ticketd, watchdog
@@ -21,7 +26,7 @@ tmp = tempfile.mkdtemp(prefix="ticketd-cli-")
 
 def conf_file(name, content):
     path = os.path.join(tmp, name)
-    with open(path, "w") as f:
+    with open(path, "w", encoding="utf-8") as f:
         f.write(content if isinstance(content, str) else json.dumps(content, indent=1))
     return path
 
@@ -73,6 +78,19 @@ for u in unsafe:
 for bad in ("127.0.0.1", "localhost:80", "1.2.3.4:99999", "[::1]80", "1.2.3.4:-1", ":80"):
     rc, out, err = run_ticketd("-t", "-c", sample, "-l", bad)
     tap.ok(rc == 1 and "--listen" in err, "--listen %s is refused" % bad)
+# -s is held to the state_dir key's rules: 1 to 4095 bytes, no control characters.
+for bad in ("", "d" * 4096, "d" * 5000):
+    rc, out, err = run_ticketd("-t", "-c", sample, "-s", bad)
+    want = "-s/--state-dir: must be 1 to 4095 bytes long, got %d" % len(bad)
+    if not (rc == 1 and want in err and out == ""):
+        tap.diag("rc %d, stderr %r" % (rc, err[:300]))
+    tap.ok(rc == 1 and want in err and out == "",
+           "-t -s of %d bytes: exit 1, \"%s\"" % (len(bad), want))
+rc, out, err = run_ticketd("-t", "-c", sample, "-s", "d" * 4095)
+tap.ok(rc == 0 and "d" * 4095 in out, "-t -s of 4095 bytes is accepted")
+rc, out, err = run_ticketd("-t", "-c", sample, "-s", "a\x01b")
+tap.ok(rc == 1 and "-s/--state-dir: must not contain control characters" in err,
+       "-t -s with a control character: exit 1")
 
 # ---- broken configs: -t exits 1 and names the problem ----------------------------------------
 good = base_config(state_dir="/tmp/x")
@@ -102,6 +120,11 @@ cases = [
     ("too many workers", variant(workers=1025), "workers: must be between 0 and 1024"),
     ("fractional io_threads", variant(io_threads=1.5), "io_threads: must be an integer"),
     ("decline_rate above 1", variant(payment__decline_rate=1.5), "payment.decline_rate: must be between 0 and 1"),
+    # The value as given, not rounded to 6 digits ("got 1" would read as in range).
+    ("decline_rate just above 1", variant(payment__decline_rate=1.0000001),
+     "payment.decline_rate: must be between 0 and 1, got 1.0000001\n"),
+    ("decline_rate just below 0", variant(payment__decline_rate=-1e-9),
+     "payment.decline_rate: must be between 0 and 1, got -1e-09\n"),
     ("bad payment mode", variant(payment__mode="sometimes"), "payment.mode: must be \"async\" or \"blocking\""),
     ("negative capacity", variant(events__1__tiers__general=-1), "events[1].tiers.general: must be between 0"),
     ("capacity as a string", variant(events__1__tiers__general="10"), "events[1].tiers.general: must be an integer"),
@@ -116,12 +139,21 @@ cases = [
     ("events not a list", variant(events={}), "events: must be a list"),
     ("listen not a list", variant(listen="127.0.0.1:80"), "listen: must be a list"),
     ("bad listen address", variant(listen=["localhost:80"]), "listen[0]: \"localhost:80\" is not a numeric"),
+    ("duplicate listen address", variant(listen=["127.0.0.1:9000", "127.0.0.1:9000"]),
+     "listen[1]: \"127.0.0.1:9000\" is the same address and port as listen[0]"),
+    ("duplicate listen address, written differently",
+     variant(listen=["[::1]:80", "127.0.0.1:80", "[0:0::1]:080"]),
+     "listen[2]: \"[0:0::1]:080\" is the same address and port as listen[0] (\"[::1]:80\")"),
     ("unknown seller", variant(seller="fastest"), "seller: unknown seller core \"fastest\""),
     ("unknown event seller", variant(events__1__seller="fastest"), "events[1].seller: unknown seller core"),
     ("bad log level", variant(log_level="loud"), "log_level: must be"),
     ("empty state_dir", variant(state_dir=""), "state_dir: must be 1 to"),
     ("limits not an object", variant(limits=5), "limits: must be an object, got an integer"),
     ("name with a control char", variant(events__0__name="a\nb"), "events[0].name: must not contain control"),
+    ("name with a C1 control char", variant(events__0__name="a\u0085b"),
+     "events[0].name: must not contain control characters"),
+    ("name with a raw C1 control char", '{"events":[{"id":"e","name":"a\u009fb","tiers":{"general":1}}]}',
+     "events[0].name: must not contain control characters"),
     ("top level not an object", [1, 2], "the configuration must be a JSON object"),
 ]
 for u in unsafe:
@@ -132,7 +164,7 @@ for i, (name, content, expect) in enumerate(cases):
     ok = rc == 1 and expect in err and path in err and out == ""
     if not ok:
         tap.diag("%s: rc %d, stderr %r" % (name, rc, err))
-    tap.ok(ok, "-t, %s: exit 1, \"%s\"" % (name, expect))
+    tap.ok(ok, "-t, %s: exit 1, \"%s\"" % (name, expect.strip()))
 
 # Syntax errors carry file:line:column.
 path = conf_file("syntax.conf", '{\n  "io_threads": 2,\n  "workers": ,\n}\n')
@@ -148,9 +180,31 @@ rc, out, err = run_ticketd("-t", "-c", os.path.join(tmp, "missing.conf"))
 tap.ok(rc == 1 and "No such file" in err, "a missing file: exit 1, says so")
 rc, out, err = run_ticketd("-t", "-c", tmp)
 tap.ok(rc == 1 and "not a regular file" in err, "a directory: exit 1")
+# A FIFO is refused without waiting for a writer (the timeout turns a
+# regression into a failure, not a hang).
+fifo = os.path.join(tmp, "fifo.conf")
+os.mkfifo(fifo)
+try:
+    rc, out, err = run_ticketd("-t", "-c", fifo, timeout=5)
+except subprocess.TimeoutExpired:
+    rc, err = None, "still blocked after 5 s"
+tap.ok(rc == 1 and (fifo + ": not a regular file") in err,
+       "a FIFO: exit 1 at once, \"not a regular file\" (%s)" % err.strip())
 path = conf_file("huge.conf", '{"x":"' + "a" * (1 << 20) + '"}')
 rc, out, err = run_ticketd("-t", "-c", path)
 tap.ok(rc == 1 and "larger than" in err, "a file over 1 MiB: exit 1")
+
+# Names that are not Cc are not control characters: U+00A0, U+2028, U+2029.
+for ch in ("\u00a0", "\u2028", "\u2029"):
+    path = conf_file("name-%04x.conf" % ord(ch), variant(events__0__name="a%sb" % ch))
+    rc, out, err = run_ticketd("-t", "-c", path)
+    tap.ok(rc == 0, "an event name with U+%04X is accepted (%s)" % (ord(ch), err.strip()))
+
+# Listen entries that share a port or an address, but not both, load.
+path = conf_file("listen-ok.conf", variant(listen=["127.0.0.1:9000", "127.0.0.2:9000",
+                                                   "127.0.0.1:9001", "[::1]:9000"]))
+rc, out, err = run_ticketd("-t", "-c", path)
+tap.ok(rc == 0, "listen entries that differ in address or port are accepted (%s)" % err.strip())
 
 # ---- a bad config or state dir never starts a daemon ---------------------------------------
 rc, out, err = run_ticketd("-c", conf_file("bad-run.conf", variant(bogus=1)))
@@ -161,6 +215,23 @@ open(blocker, "w").close()
 d = Daemon(base_config(state_dir=os.path.join(blocker, "state")))
 tap.ok(d.start_fails("state_dir", "cannot create"),
        "a state_dir that cannot be created: exit 1 before listening")
+for bad in ("", "d" * 5000):
+    d = Daemon(base_config(), args=["-s", bad])
+    tap.ok(d.start_fails("-s/--state-dir: must be 1 to 4095 bytes long, got %d" % len(bad)),
+           "without -t, -s of %d bytes: exit 1 before listening" % len(bad))
+
+# ---- a reload that finds a FIFO is refused, and SIGTERM still works -------------------------
+d = Daemon(base_config()).start()
+os.remove(d.conf_path)
+os.mkfifo(d.conf_path)
+d.send_signal(signal.SIGHUP)
+deadline = time.monotonic() + 5
+while "not a regular file" not in d.log() and time.monotonic() < deadline:
+    time.sleep(0.05)
+tap.ok("reload refused" in d.log() and (d.conf_path + ": not a regular file") in d.log(),
+       "SIGHUP with the config replaced by a FIFO: the reload is refused")
+tap.eq(d.get("/healthz").status, 200, "and the daemon goes on serving")
+d.finish("daemon after a FIFO reload")
 
 # ---- the state dir is created, and a taken port is an error ------------------------------------
 d = Daemon(base_config(state_dir=os.path.join(tmp, "new", "deep", "state")))

@@ -111,6 +111,8 @@ bad_json = [
     ("raw NUL after the object", b'{"buyer":"a"}\x00', "invalid_json"),
     ("buyer with ESC", b'{"buyer":"a\\u001bb"}', "invalid_field"),
     ("buyer with DEL", b'{"buyer":"a\x7fb"}', "invalid_field"),
+    ("buyer with a C1 control (\\u0085)", b'{"buyer":"a\\u0085b"}', "invalid_field"),
+    ("buyer with a raw C1 control (U+009F)", b'{"buyer":"a\xc2\x9fb"}', "invalid_field"),
     ("invalid UTF-8 (\\xff)", b'{"buyer":"\xff"}', "invalid_json"),
     ("overlong UTF-8 for '/'", b'{"buyer":"\xc0\xaf"}', "invalid_json"),
     ("UTF-8 surrogate", b'{"buyer":"\xed\xa0\x80"}', "invalid_json"),

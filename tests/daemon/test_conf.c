@@ -1,7 +1,8 @@
 /*
  * test_conf.c: lib/conf.c without a daemon: the defaults a minimal file
- * gets, every value read back, listen address parsing, the --seller
- * override, and that errors name the file, the key path and the position.
+ * gets, every value read back, listen address parsing, the --seller and
+ * --state-dir overrides, what counts as a control character in a name,
+ * and that errors name the file, the key path and the position.
  * (tests/daemon/cli.py runs the same checks through ticketd -t.)
  */
 #include "config.h"
@@ -9,6 +10,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf.h"
@@ -79,6 +82,21 @@ static void values(void)
 	ok(conf_set_seller(c, "no-such-core", 0, err, sizeof(err)) == -EINVAL &&
 	   strstr(err, "unknown seller core") && strcmp(c->core->name, "mutex") == 0,
 	   "an unknown --seller is refused and changes nothing");
+	ok(conf_set_state_dir(c, "", err, sizeof(err)) == -EINVAL &&
+	   strcmp(err, "must be 1 to 4095 bytes long, got 0") == 0 &&
+	   strcmp(c->state_dir, "s") == 0, "an empty --state-dir is refused (%s)", err);
+	char dir[4097];
+	memset(dir, 'd', sizeof(dir) - 1);
+	dir[4096] = '\0';
+	ok(conf_set_state_dir(c, dir, err, sizeof(err)) == -EINVAL &&
+	   strcmp(err, "must be 1 to 4095 bytes long, got 4096") == 0 &&
+	   strcmp(c->state_dir, "s") == 0, "a 4096-byte --state-dir is refused");
+	ok(conf_set_state_dir(c, "a\x1b", err, sizeof(err)) == -EINVAL &&
+	   strcmp(err, "must not contain control characters") == 0 &&
+	   strcmp(c->state_dir, "s") == 0, "a --state-dir with a control character is refused");
+	dir[4095] = '\0';
+	ok(conf_set_state_dir(c, dir, err, sizeof(err)) == 0 && strlen(c->state_dir) == 4095,
+	   "a 4095-byte --state-dir replaces state_dir");
 	ok(conf_set_listen(c, "[::1]:0") == 0 && c->nlisten == 1, "--listen replaces the list");
 	ok(conf_set_listen(c, "nope") == -EINVAL && c->nlisten == 1, "a bad --listen is refused");
 	conf_free(c);
@@ -100,6 +118,60 @@ static void addresses(void)
 		   "listen \"%s\" is %s", cases[i].s, cases[i].okay ? "valid" : "refused");
 }
 
+/* An out-of-range decline_rate is printed as given, not rounded to %g's 6
+ * digits ("got 1" would read as in range); so is one in range in -t's
+ * summary. */
+static void numbers(void)
+{
+	static const struct { const char *rate; const char *msg; } cases[] = {
+		{ "1.0000001", "t.conf: payment.decline_rate: must be between 0 and 1, got 1.0000001" },
+		{ "-1e-9", "t.conf: payment.decline_rate: must be between 0 and 1, got -1e-09" },
+		{ "1.5", "t.conf: payment.decline_rate: must be between 0 and 1, got 1.5" },
+		{ "1e300", "t.conf: payment.decline_rate: must be between 0 and 1, got 1e+300" },
+	};
+	struct conf *c = NULL;
+	char text[256], err[512], *out = NULL;
+	size_t outlen = 0;
+	FILE *f;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "{\"payment\":{\"decline_rate\":%s},"
+			 "\"events\":[{\"id\":\"e\",\"tiers\":{\"general\":1}}]}",
+			 cases[i].rate);
+		err[0] = '\0';
+		ok(load(text, &c, err, sizeof(err)) == -EINVAL && strcmp(err, cases[i].msg) == 0,
+		   "decline_rate %s: \"%s\"", cases[i].rate, err);
+	}
+	err[0] = '\0';
+	ok(load("{\"payment\":{\"decline_rate\":0.12345678},"
+		"\"events\":[{\"id\":\"e\",\"tiers\":{\"general\":1}}]}",
+		&c, err, sizeof(err)) == 0, "decline_rate 0.12345678 loads (%s)", err);
+	f = open_memstream(&out, &outlen);
+	if (c && f) {
+		conf_summary(c, f);
+		fclose(f);
+		ok(strstr(out, "decline rate 0.12345678\n") != NULL,
+		   "the summary shows decline rate 0.12345678");
+	} else {
+		ok(0, "the summary shows decline rate 0.12345678");
+	}
+	free(out);
+	conf_free(c);
+}
+
+/* Only Cc is a control character: U+2028, U+2029 and U+00A0 are not. */
+static void names(void)
+{
+	struct conf *c = NULL;
+	char err[512] = "";
+
+	ok(load("{\"events\":[{\"id\":\"e\",\"name\":\"a\\u2028\\u2029\\u00a0b\","
+		"\"tiers\":{\"general\":1}}]}", &c, err, sizeof(err)) == 0 && c &&
+	   strcmp(c->events[0].name, "a\xe2\x80\xa8\xe2\x80\xa9\xc2\xa0" "b") == 0,
+	   "a name with U+2028, U+2029 and U+00A0 loads (%s)", err);
+	conf_free(c);
+}
+
 static void errors(void)
 {
 	static const struct { const char *text; const char *msg; } cases[] = {
@@ -118,6 +190,21 @@ static void errors(void)
 		{ "{\"metrics\":{\"on\":true},\"events\":[]}",
 		  "t.conf: metrics.on: unknown key" },
 		{ "{\"metrics\":true,\"events\":[]}", "t.conf: metrics: must be an object" },
+		{ "{\"listen\":[\"127.0.0.1:9000\",\"127.0.0.1:9000\"],\"events\":[]}",
+		  "t.conf: listen[1]: \"127.0.0.1:9000\" is the same address and port as "
+		  "listen[0] (\"127.0.0.1:9000\")" },
+		{ "{\"listen\":[\"[::1]:80\",\"1.2.3.4:80\",\"1.2.3.4:0080\"],\"events\":[]}",
+		  "t.conf: listen[2]: \"1.2.3.4:0080\" is the same address and port as "
+		  "listen[1] (\"1.2.3.4:80\")" },
+		{ "{\"listen\":[\"[::1]:80\",\"[0:0:0::1]:80\"],\"events\":[]}",
+		  "t.conf: listen[1]: \"[0:0:0::1]:80\" is the same address and port as "
+		  "listen[0] (\"[::1]:80\")" },
+		{ "{\"listen\":[\"127.0.0.1:0\",\"127.0.0.1:0\"],\"events\":[]}",
+		  "t.conf: listen[1]: \"127.0.0.1:0\" is the same address and port as" },
+		{ "{\"events\":[{\"id\":\"e\",\"name\":\"a\\u0085b\",\"tiers\":{\"general\":1}}]}",
+		  "t.conf: events[0].name: must not contain control characters" },
+		{ "{\"events\":[{\"id\":\"e\",\"name\":\"a\xc2\x80\",\"tiers\":{\"general\":1}}]}",
+		  "t.conf: events[0].name: must not contain control characters" },
 	};
 	struct conf *c = NULL;
 	char err[512];
@@ -135,6 +222,8 @@ int main(void)
 	defaults();
 	values();
 	addresses();
+	names();
+	numbers();
 	errors();
 	return tap_done();
 }

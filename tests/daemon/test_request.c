@@ -87,6 +87,9 @@ static void bodies(void)
 		{ "{\"buyer\":\"\"}", 10, "invalid_field" },
 		{ "{\"buyer\":[]}", 10, "invalid_field" },
 		{ "{\"buyer\":\"a\\tb\"}", 10, "invalid_field" },
+		{ "{\"buyer\":\"a\\u0085b\"}", 10, "invalid_field" },
+		{ "{\"buyer\":\"a\xc2\x9f\"}", 10, "invalid_field" },
+		{ "{\"buyer\":\"a\",\"vip_code\":\"\\u0080\"}", 10, "invalid_field" },
 		{ "{\"buyer\":\"a\",\"quantity\":0}", 10, "invalid_quantity" },
 		{ "{\"buyer\":\"a\",\"quantity\":11}", 10, "invalid_quantity" },
 		{ "{\"buyer\":\"a\",\"quantity\":2}", 1, "invalid_quantity" },
@@ -103,6 +106,28 @@ static void bodies(void)
 		   e.message[0] != '\0', "'%s' (max %u): 400 %s (%s)", bad[i].body,
 		   bad[i].maxq, bad[i].code, rc ? e.code : "accepted");
 	}
+
+	/* C1 controls are refused exactly as C0 ones; U+00A0 (0xC2 0xA0, the
+	 * byte after C1) and U+2028/U+2029 (not Cc) are not controls. */
+	struct request_error c0;
+	ok(decode("{\"buyer\":\"a\\u001bb\"}", 10, &p, &c0) == -EINVAL &&
+	   decode("{\"buyer\":\"a\\u0085b\"}", 10, &p, &e) == -EINVAL &&
+	   e.status == c0.status && strcmp(e.code, c0.code) == 0 &&
+	   strcmp(e.message, c0.message) == 0,
+	   "buyer with U+0085: the same 400 as with U+001B (%s: %s)", e.code, e.message);
+	static const char *const fine[] = {
+		"a\\u00a0b", "a\\u2028b", "a\\u2029b", "a\\u00c2b", "a\\u007eb",
+	};
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		char b[64];
+
+		snprintf(b, sizeof(b), "{\"buyer\":\"%s\"}", fine[i]);
+		ok(decode(b, 10, &p, &e) == 0, "buyer \"%s\" is accepted", fine[i]);
+	}
+	ok(request_has_control("\x7f", 1) && request_has_control("\xc2\x80", 2) &&
+	   request_has_control("\xc2\x9f", 2) && !request_has_control("\xc2\xa0", 2) &&
+	   !request_has_control("\xc2", 1) && !request_has_control("~\xc3\x80", 3) &&
+	   !request_has_control("\xe2\x80\xa8", 3), "request_has_control: C0, DEL, C1 only");
 
 	/* 128 bytes is the most; 129 is too many. */
 	char body[300];

@@ -41,6 +41,10 @@ static void check_conf(const struct conf *c, unsigned flags)
 		CHECK(memchr(c->listen[i].text, '\0', sizeof(c->listen[i].text)));
 		CHECK(c->listen[i].addr.ss_family == AF_INET ||
 		      c->listen[i].addr.ss_family == AF_INET6);
+		for (size_t j = 0; j < i; j++) /* no address and port twice */
+			CHECK(c->listen[j].addrlen != c->listen[i].addrlen ||
+			      memcmp(&c->listen[j].addr, &c->listen[i].addr,
+				     c->listen[i].addrlen) != 0);
 	}
 	CHECK(c->io_threads >= 1 && c->io_threads <= 64);
 	CHECK(c->workers <= 1024);
@@ -105,7 +109,9 @@ static void load(const char *buf, size_t len, unsigned flags)
 	conf_summary(c, devnull);
 	CHECK(conf_set_listen(c, "[::1]:0") == 0);
 	CHECK(conf_set_listen(c, "1.2.3.4:99999") == -EINVAL);
-	CHECK(conf_set_state_dir(c, "/tmp/x") == 0);
+	CHECK(conf_set_state_dir(c, "", err, sizeof(err)) == -EINVAL);
+	CHECK(c->state_dir && c->state_dir[0]);
+	CHECK(conf_set_state_dir(c, "/tmp/x", err, sizeof(err)) == 0);
 	CHECK(conf_set_seller(c, "naive", 0, err, sizeof(err)) == -EINVAL);
 	CHECK(conf_set_seller(c, "mutex", 0, err, sizeof(err)) == 0);
 	check_conf(c, flags);

@@ -133,6 +133,10 @@ static void check_body(const char *body, size_t len, unsigned maxq)
 		unsigned char c = (unsigned char)p.buyer[i];
 
 		CHECK(c >= 0x20 && c != 0x7f);
+		/* No C1 control (U+0080..U+009F) either. */
+		CHECK(c != 0xc2 || i + 1 == p.buyer_len ||
+		      (unsigned char)p.buyer[i + 1] < 0x80 ||
+		      (unsigned char)p.buyer[i + 1] > 0x9f);
 	}
 	CHECK(strlen(p.vip_code) <= REQUEST_VIP_CODE_MAX);
 	CHECK(p.has_vip_code || p.vip_code[0] == '\0');
