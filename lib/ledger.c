@@ -172,7 +172,8 @@ struct ledger {
 	void (*batch_end)(void *arg);
 	void *batch_arg;
 	uint64_t epoch;                  /* set at open, read-only after */
-	int lock_fd;                     /* flock'ed dir/ledger.lock */
+	int dir_fd;                      /* the state dir, flock'ed */
+	int lock_fd;                     /* flock'ed dir/ledger.lock (older ticketd) */
 
 	/* ledger thread only (and open/close, when it isn't running) */
 	sqlite3 *db;
@@ -1172,6 +1173,8 @@ static void ledger_free(struct ledger *l)
 		sqlite3_close(l->db);
 	if (l->lock_fd >= 0)
 		close(l->lock_fd);
+	if (l->dir_fd >= 0)
+		close(l->dir_fd);
 	pthread_mutex_destroy(&l->qlock);
 	pthread_cond_destroy(&l->qcond);
 	pthread_mutex_destroy(&l->stats_lock);
@@ -1505,6 +1508,55 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 	return 0;
 }
 
+/* One writer per ledger: flocks the state dir itself (which cannot be
+ * unlinked while in use, unlike a lock file), then ledger.lock, which a
+ * ticketd from before the directory lock takes, so that the two exclude
+ * each other too. 0 or -errno (-EBUSY: held) with err filled. */
+static int lock_dir(struct ledger *l, char *err, size_t errlen)
+{
+	char *lock = NULL;
+	int rc;
+
+	l->dir_fd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (l->dir_fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "state dir %s: cannot open it to lock it: %s", l->dir,
+			 strerror(-rc));
+		goto fail;
+	}
+	if (flock(l->dir_fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		if (rc == -EBUSY)
+			snprintf(err, errlen, "another ticketd holds state_dir %s: the ledger "
+				 "is in use by another process", l->dir);
+		else
+			snprintf(err, errlen, "state dir %s: cannot lock it: %s", l->dir,
+				 strerror(-rc));
+		goto fail;
+	}
+	if (asprintf(&lock, "%s/ledger.lock", l->dir) < 0) {
+		lock = NULL;
+		rc = -ENOMEM;
+		snprintf(err, errlen, "ledger: out of memory");
+		goto fail;
+	}
+	l->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	rc = l->lock_fd < 0 ? -errno : 0;
+	if (rc == 0 && flock(l->lock_fd, LOCK_EX | LOCK_NB) < 0)
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", lock, rc == -EBUSY ?
+			 "held by an older ticketd: the ledger is in use by another process" :
+			 strerror(-rc));
+		goto fail;
+	}
+	free(lock);
+	return 0;
+fail:
+	free(lock);
+	return rc;
+}
+
 /* Starts the ledger thread with every signal blocked (they belong to the
  * daemon's main thread). 0 or -errno. */
 static int start_thread(struct ledger *l)
@@ -1544,6 +1596,7 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 		snprintf(err, errlen, "ledger: out of memory");
 		return -ENOMEM;
 	}
+	l->dir_fd = -1;
 	l->lock_fd = -1;
 	pthread_mutex_init(&l->qlock, NULL);
 	pthread_mutex_init(&l->stats_lock, NULL);
@@ -1585,26 +1638,9 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 		goto fail;
 	}
 
-	/* One daemon per ledger: a second one would interleave epochs. */
-	{
-		char *lock;
-
-		if (asprintf(&lock, "%s/ledger.lock", l->dir) < 0) {
-			rc = -ENOMEM;
-			snprintf(err, errlen, "ledger: out of memory");
-			goto fail;
-		}
-		l->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-		rc = l->lock_fd < 0 ? -errno : 0;
-		if (rc == 0 && flock(l->lock_fd, LOCK_EX | LOCK_NB) < 0)
-			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		if (rc < 0)
-			snprintf(err, errlen, "%s: %s", lock, rc == -EBUSY ?
-				 "the ledger is in use by another process" : strerror(-rc));
-		free(lock);
-		if (rc < 0)
-			goto fail;
-	}
+	rc = lock_dir(l, err, errlen);
+	if (rc < 0)
+		goto fail;
 
 	if (stat(l->path, &sb) == 0) {
 		if (!S_ISREG(sb.st_mode)) {

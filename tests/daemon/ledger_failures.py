@@ -2,6 +2,8 @@
 An old ticketd's epoch file is carried into the ledger (ids never repeat).
 Start-up refusals, each a clear error (exit 1, before listening) that
 leaves ledger.db byte for byte as it was:
+  - a second daemon on the same state dir, even with ledger.lock deleted
+    under the first (the lock is on the directory);
   - a state dir the daemon cannot write, and a read-only ledger.db (run as
     uid 65534 when the test runs as root, since root ignores file modes);
   - a ledger.db that is not a database, and one with a smashed page;
@@ -103,6 +105,21 @@ d.start()
 tap.eq(d.purchase("concert", buyer="m").json["order"].split("-")[0], "43",
        "the next start is epoch 43")
 d.finish("migrated daemon")
+
+# ---- two daemons on one state dir, ledger.lock deleted under the first ---------------------------
+conf = base_config(state_dir=os.path.join(tmp, "twice"),
+                   events=[{"id": "small", "name": "Small", "tiers": {"general": 5}}])
+d = Daemon(conf).start()
+os.unlink(os.path.join(conf["state_dir"], "ledger.lock"))
+rc, err = start_refused(conf)
+ok = rc == 1 and "another ticketd holds state_dir" in err and "listening" not in err
+tap.ok(ok, "ledger.lock deleted, a second daemon on the same state dir: exit 1, "
+       "\"another ticketd holds state_dir\"")
+if not ok:
+    tap.diag("exit %s: %s" % (rc, err[-1500:]))
+tap.eq(d.purchase("small", buyer="first", quantity=5).status, 201,
+       "the first daemon alone sells the 5 tickets")
+d.finish("first of two daemons")
 
 # ---- a state dir ticketd cannot write -----------------------------------------------------
 conf, state, orders = make_ledger("perm")

@@ -428,15 +428,27 @@ static void test_close_drains(const char *dir)
 	ledger_close(l);
 }
 
+/* One writer per state dir, even with ledger.lock deleted under it: the
+ * lock is on the directory itself. */
 static void test_one_owner(const char *dir)
 {
-	char err[512];
+	char err[512], lock[700];
 	struct ledger *a = open_dir(dir, err, sizeof(err)), *b;
 
 	b = open_dir(dir, err, sizeof(err));
-	ok(a && !b && strstr(err, "in use by another process"),
+	ok(a && !b && strstr(err, "another ticketd holds state_dir") &&
+	   strstr(err, "in use by another process"),
 	   "a second open of the same state dir is refused: %s", err);
+	ledger_close(b);
+	snprintf(lock, sizeof(lock), "%s/ledger.lock", dir);
+	ok(unlink(lock) == 0, "ledger.lock deleted while the first one runs");
+	b = open_dir(dir, err, sizeof(err));
+	ok(a && !b && strstr(err, "another ticketd holds state_dir"),
+	   "the second open is still refused: %s", b ? "it opened" : err);
+	ledger_close(b);
 	ledger_close(a);
+	b = open_dir(dir, err, sizeof(err));
+	ok(b != NULL, "once the first is closed, it opens (%s)", b ? "ok" : err);
 	ledger_close(b);
 }
 
