@@ -1667,6 +1667,16 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 		rc = sql_errno(rc);
 		goto fail;
 	}
+	/* Until the open succeeds, the last close must not checkpoint: a
+	 * refused open (a bad file, a capacity below what was sold) leaves
+	 * ledger.db and its WAL byte for byte as they were. */
+	rc = sqlite3_db_config(l->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot turn off the checkpoint on close: %s",
+			 l->path, sqlite3_errstr(rc));
+		rc = -EIO;
+		goto fail;
+	}
 	sqlite3_extended_result_codes(l->db, 1);
 	sqlite3_busy_timeout(l->db, 5000);
 	rc = setup_db(l, opt, err, errlen);
@@ -1699,6 +1709,10 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 			goto fail; /* reader_close copes with half-open ones */
 	}
 
+	/* Opened, and written (the epoch): from now on the last close
+	 * checkpoints the WAL into ledger.db and removes it, as usual. Before
+	 * the thread starts, which owns the connection after. */
+	sqlite3_db_config(l->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
 	l->next_purge_ns = mono_ns(); /* forget stale keys right away */
 	rc = start_thread(l);
 	if (rc < 0) {

@@ -9,6 +9,8 @@ leaves ledger.db byte for byte as it was:
   - a ledger.db that is not a database, and one with a smashed page;
   - a capacity lowered below what was sold, and an event with sales dropped
     from the config; put back, the daemon starts with every order intact;
+  - the same refusal after a SIGKILL, with the commits still in
+    ledger.db-wal: the WAL is left byte for byte too (no checkpoint at close);
   - a schema 1 ledger (a row per ticket) whose rows are not the derived
     codes. A good schema 1 ledger is upgraded to schema 2 at start: the log
     says so, every order reads back with the same tickets, --audit passes.
@@ -180,6 +182,36 @@ t = d.event("concert")["tiers"]["general"]
 tap.eq((t["sold"], t["available"]), (6, 0), "capacity 6 == sold: starts, sold out")
 tap.eq([d.get("/v1/orders/" + o["order"]).json for o in orders], orders, "every order is there")
 d.finish("capacity daemon")
+
+# ---- a refused start after a crash leaves ledger.db and its WAL as they were ---------------------
+def killed_ledger(name, buys=3):
+    """A ledger whose daemon was SIGKILLed after buys orders, so that its
+    commits are in ledger.db-wal only; returns (config, state dir, orders)."""
+    d = Daemon(base_config(state_dir=os.path.join(tmp, name)), name=name).start()
+    orders = [d.purchase("concert", buyer="b%d" % i, quantity=2).json for i in range(buys)]
+    d.kill()
+    conf = d.config
+    d.cleanup()
+    return conf, conf["state_dir"], orders
+
+
+conf, state, orders = killed_ledger("killed")
+db = os.path.join(state, "ledger.db")
+wal = db + "-wal"
+tap.ok(os.path.exists(wal) and os.path.getsize(wal) > 0,
+       "a daemon SIGKILLed after 3 orders left them in ledger.db-wal (%d bytes)"
+       % (os.path.getsize(wal) if os.path.exists(wal) else -1))
+wal_before = digest(wal)
+low = json.loads(json.dumps(conf))
+low["events"][0]["tiers"]["general"] = 5
+refused("after a crash, capacity 5 below the 6 sold", low,
+        "event concert: 6 general tickets were sold but the capacity is now 5")
+tap.eq(digest(wal) if os.path.exists(wal) else None, wal_before,
+       "after a crash: the refused start left ledger.db-wal byte for byte as it was")
+d = Daemon(conf).start()
+tap.eq([d.get("/v1/orders/" + o["order"]).json for o in orders], orders,
+       "with the capacity back, every order of the WAL is there")
+d.finish("killed daemon")
 
 # ---- a schema 1 ledger: upgraded at start, or refused if its rows are not derived -------------------
 # What ticketd wrote before schema 2: a tickets table holding the codes.
