@@ -1508,6 +1508,50 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 	return 0;
 }
 
+/* Refuses a missing or empty ledger.db next to a non-empty WAL (the file
+ * was lost or truncated after a crash): SQLite would take it for a new
+ * database and delete the WAL, with the last commits in it. 0 or -errno
+ * with err filled. */
+static int check_lost_db(struct ledger *l, int db_exists, off_t db_size, char *err,
+			 size_t errlen)
+{
+	struct stat sb;
+	char *wal = NULL;
+	int rc;
+
+	if (db_exists && db_size > 0)
+		return 0;
+	if (asprintf(&wal, "%s-wal", l->path) < 0) {
+		wal = NULL;
+		rc = -ENOMEM;
+		snprintf(err, errlen, "ledger: out of memory");
+		goto fail;
+	}
+	if (stat(wal, &sb) < 0) {
+		rc = errno == ENOENT ? 0 : -errno;
+		if (rc < 0) {
+			snprintf(err, errlen, "%s: %s", wal, strerror(-rc));
+			goto fail;
+		}
+		free(wal);
+		return 0;
+	}
+	if (sb.st_size == 0) {
+		free(wal);
+		return 0;
+	}
+	rc = -EINVAL;
+	snprintf(err, errlen, "%s is %s but %s holds %lld bytes of its last commits: the "
+		 "database file was lost or truncated, and opening it as a new ledger would "
+		 "delete them; left untouched: restore ledger.db from a backup and remove "
+		 "ledger.db-wal and ledger.db-shm (docs/ledger.md, \"Backups\"), or move "
+		 "them away to start a new ledger", l->path,
+		 db_exists ? "empty (0 bytes)" : "missing", wal, (long long)sb.st_size);
+fail:
+	free(wal);
+	return rc;
+}
+
 /* One writer per ledger: flocks the state dir itself (which cannot be
  * unlinked while in use, unlike a lock file), then ledger.lock, which a
  * ticketd from before the directory lock takes, so that the two exclude
@@ -1576,7 +1620,8 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 	pthread_condattr_t ca;
 	struct ledger *l;
 	struct stat sb;
-	int rc;
+	off_t db_size = 0;
+	int db_exists = 0, rc;
 
 	*out = NULL;
 	if (errlen)
@@ -1643,6 +1688,8 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 		goto fail;
 
 	if (stat(l->path, &sb) == 0) {
+		db_exists = 1;
+		db_size = sb.st_size;
 		if (!S_ISREG(sb.st_mode)) {
 			rc = -EINVAL;
 			snprintf(err, errlen, "%s is not a regular file; left untouched", l->path);
@@ -1658,6 +1705,10 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 		snprintf(err, errlen, "%s: %s", l->path, strerror(-rc));
 		goto fail;
 	}
+
+	rc = check_lost_db(l, db_exists, db_size, err, errlen);
+	if (rc < 0)
+		goto fail;
 
 	rc = sqlite3_open_v2(l->path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			     SQLITE_OPEN_NOMUTEX, NULL);

@@ -11,6 +11,8 @@ leaves ledger.db byte for byte as it was:
     from the config; put back, the daemon starts with every order intact;
   - the same refusal after a SIGKILL, with the commits still in
     ledger.db-wal: the WAL is left byte for byte too (no checkpoint at close);
+  - a 0-byte ledger.db next to a non-empty WAL (the file lost after a
+    crash): refused, not taken for a new ledger (which deletes the WAL);
   - a schema 1 ledger (a row per ticket) whose rows are not the derived
     codes. A good schema 1 ledger is upgraded to schema 2 at start: the log
     says so, every order reads back with the same tickets, --audit passes.
@@ -212,6 +214,17 @@ d = Daemon(conf).start()
 tap.eq([d.get("/v1/orders/" + o["order"]).json for o in orders], orders,
        "with the capacity back, every order of the WAL is there")
 d.finish("killed daemon")
+
+# ledger.db lost after a crash (0 bytes), its commits in the WAL: refused, not a new ledger.
+conf, state, orders = killed_ledger("lost")
+db = os.path.join(state, "ledger.db")
+wal = db + "-wal"
+wal_before = digest(wal) if os.path.exists(wal) else None
+os.truncate(db, 0)
+refused("a 0-byte ledger.db next to a non-empty WAL", conf,
+        "ledger.db is empty (0 bytes) but %s holds" % wal)
+tap.eq(digest(wal) if os.path.exists(wal) else None, wal_before,
+       "a 0-byte ledger.db: ledger.db-wal is kept byte for byte")
 
 # ---- a schema 1 ledger: upgraded at start, or refused if its rows are not derived -------------------
 # What ticketd wrote before schema 2: a tickets table holding the codes.

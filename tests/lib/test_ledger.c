@@ -496,6 +496,68 @@ static void test_refused_keeps_wal(const char *base)
 	free(wal0);
 }
 
+/* Writes n bytes to path (created or truncated); 0 or -1. */
+static int write_file(const char *path, const char *buf, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	int rc = f && fwrite(buf, 1, n, f) == n ? 0 : -1;
+
+	if (f && fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* A 0-byte or missing ledger.db next to a non-empty WAL (the file was lost
+ * or truncated after a crash) is refused and left as it is: SQLite would
+ * take it for a new database and delete the WAL, orders and all. */
+static void test_lost_db(const char *base)
+{
+	char dir[600], db[700], wal[720], err[512];
+	struct ledger *l = NULL;
+	size_t ndb = 0, nwal = 0;
+	char *db0 = NULL, *wal0 = NULL;
+	struct stat sb;
+
+	snprintf(dir, sizeof(dir), "%s/lost-db", base);
+	snprintf(db, sizeof(db), "%s/%s", dir, LEDGER_DB_NAME);
+	snprintf(wal, sizeof(wal), "%s-wal", db);
+	if (!ok(crash_with_wal(dir, "lost-1") == 0,
+		"a child commits an order and exits without closing the ledger"))
+		return;
+	db0 = read_file(db, &ndb);
+	wal0 = read_file(wal, &nwal);
+	if (!ok(db0 && ndb > 0 && wal0 && nwal > 0, "ledger.db %zu bytes, ledger.db-wal %zu bytes",
+		ndb, nwal))
+		goto done;
+
+	ok(truncate(db, 0) == 0, "ledger.db truncated to 0 bytes");
+	l = open_dir(dir, err, sizeof(err));
+	ok(!l && strstr(err, "ledger.db is empty") && strstr(err, "ledger.db-wal") &&
+	   strstr(err, "left untouched"),
+	   "a 0-byte ledger.db next to a non-empty WAL is refused: %s", l ? "it opened" : err);
+	ledger_close(l);
+	ok(same_bytes(wal, wal0, nwal) && stat(db, &sb) == 0 && sb.st_size == 0,
+	   "the WAL is kept, ledger.db still 0 bytes");
+
+	ok(unlink(db) == 0, "ledger.db deleted");
+	l = open_dir(dir, err, sizeof(err));
+	ok(!l && strstr(err, "ledger.db is missing") && strstr(err, "ledger.db-wal"),
+	   "a missing ledger.db next to a non-empty WAL is refused: %s", l ? "it opened" : err);
+	ledger_close(l);
+	ok(same_bytes(wal, wal0, nwal) && stat(db, &sb) < 0 && errno == ENOENT,
+	   "the WAL is kept, and no new ledger.db was created");
+
+	l = NULL;
+	if (write_file(db, db0, ndb) == 0)
+		l = open_dir(dir, err, sizeof(err));
+	ok(l && sold_of(l, "concert", SELLER_GENERAL) == 5,
+	   "with ledger.db put back, it opens with the order of the WAL (%s)", l ? "ok" : err);
+	ledger_close(l);
+done:
+	free(db0);
+	free(wal0);
+}
+
 /* One writer per state dir, even with ledger.lock deleted under it: the
  * lock is on the directory itself. */
 static void test_one_owner(const char *dir)
@@ -606,6 +668,7 @@ int main(void)
 	test_close_drains(sub);
 	test_one_owner(sub);
 	test_refused_keeps_wal(dir);
+	test_lost_db(dir);
 	tmpdir_remove(dir);
 	return tap_done();
 }
