@@ -62,28 +62,70 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
-/* Reads the epoch file of a ticketd from before the ledger (0 if there is
- * none); 0 or -errno (-EBADMSG: not a number). */
-static int read_old_epoch(int dfd, uint64_t *out)
+/* Reads the epoch file (0 if there is none). It is opened without
+ * blocking and must be a small regular file: a FIFO of that name would
+ * hang start-up. 0 or -errno with err filled. */
+static int read_epoch_file(int dfd, const char *dir, uint64_t *out, char *err, size_t errlen)
 {
-	char buf[32];
+	char buf[32], *end;
+	struct stat sb;
+	size_t len = 0;
 	ssize_t n;
-	char *end;
-	int fd = openat(dfd, ORDERS_EPOCH_FILE, O_RDONLY | O_CLOEXEC);
+	int fd, rc;
 
 	*out = 0;
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
+	fd = openat(dfd, ORDERS_EPOCH_FILE, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		rc = -errno;
+		snprintf(err, errlen, "state_dir %s: cannot open its %s file: %s", dir,
+			 ORDERS_EPOCH_FILE, strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &sb) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "state_dir %s: cannot stat its %s file: %s", dir,
+			 ORDERS_EPOCH_FILE, strerror(-rc));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "state_dir %s: %s is not a regular file; left untouched: "
+			 "replace it with a file holding the ledger's boot epoch (docs/ledger.md)",
+			 dir, ORDERS_EPOCH_FILE);
+		goto fail;
+	}
+	while (len < sizeof(buf) - 1) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "state_dir %s: cannot read its %s file: %s", dir,
+				 ORDERS_EPOCH_FILE, strerror(-rc));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
 	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
+	buf[len] = '\0';
 	errno = 0;
 	*out = strtoull(buf, &end, 10);
-	if (errno || end == buf || (*end && *end != '\n') || *out >= INT64_MAX)
+	if (errno || end == buf || (*end && strcmp(end, "\n") != 0) || *out >= INT64_MAX ||
+	    (uint64_t)sb.st_size >= sizeof(buf) - 1) {
+		*out = 0;
+		snprintf(err, errlen, "state_dir %s: its %s file does not hold a boot epoch (one "
+			 "number); left untouched: put the ledger's boot epoch in it "
+			 "(docs/ledger.md)", dir, ORDERS_EPOCH_FILE);
 		return -EBADMSG;
+	}
 	return 0;
+fail:
+	close(fd);
+	return rc;
 }
 
 /* Adds one (event, pool) row of what was sold into o->sold. */
@@ -183,13 +225,9 @@ int orders_open(const struct orders_options *opt, struct orders **out,
 		snprintf(err, errlen, "state_dir %s: %s", opt->state_dir, strerror(errno));
 		return rc;
 	}
-	rc = read_old_epoch(dfd, &old_epoch);
-	if (rc < 0) {
-		snprintf(err, errlen, "state_dir %s: cannot read the old %s file: %s",
-			 opt->state_dir, ORDERS_EPOCH_FILE,
-			 rc == -EBADMSG ? "not a number" : strerror(-rc));
+	rc = read_epoch_file(dfd, opt->state_dir, &old_epoch, err, errlen);
+	if (rc < 0)
 		goto fail;
-	}
 	lo.min_epoch = old_epoch ? old_epoch + 1 : 0;
 	o = calloc(1, sizeof(*o));
 	if (!o) {

@@ -2,6 +2,7 @@
 An old ticketd's epoch file is carried into the ledger (ids never repeat).
 Start-up refusals, each a clear error (exit 1, before listening) that
 leaves ledger.db byte for byte as it was:
+  - an epoch file that is a FIFO: refused at once, not a hang at start-up;
   - a second daemon on the same state dir, even with ledger.lock deleted
     under the first (the lock is on the directory);
   - a state dir the daemon cannot write, and a read-only ledger.db (run as
@@ -109,6 +110,21 @@ d.start()
 tap.eq(d.purchase("concert", buyer="m").json["order"].split("-")[0], "43",
        "the next start is epoch 43")
 d.finish("migrated daemon")
+
+# ---- an epoch file that is not a regular file: refused at once, not a hang -----------------------
+state = os.path.join(tmp, "fifo")
+os.makedirs(state)
+os.mkfifo(os.path.join(state, "epoch"))
+t0 = time.monotonic()
+rc, err = start_refused(base_config(state_dir=state))
+took = time.monotonic() - t0
+ok = rc == 1 and "epoch is not a regular file" in err and "listening" not in err
+tap.ok(ok and took < 10 * SCALE,
+       "a FIFO named epoch in the state dir: exit 1 after %.1f s, \"not a regular file\"" % took)
+if not ok:
+    tap.diag("exit %s: %s" % (rc, err[-1500:]))
+tap.ok(not os.path.exists(os.path.join(state, "ledger.db")),
+       "the FIFO refusal comes before the ledger is created")
 
 # ---- two daemons on one state dir, ledger.lock deleted under the first ---------------------------
 conf = base_config(state_dir=os.path.join(tmp, "twice"),
