@@ -1439,7 +1439,7 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 		    size_t errlen)
 {
 	char sql[128], mode[16];
-	int64_t v = 0, version = 0;
+	int64_t v = 0, prev = -1, version = 0;
 	int fresh = 0, rc;
 
 	rc = check_existing(l, &fresh, &version, err, errlen);
@@ -1490,6 +1490,9 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 		snprintf(err, errlen, "%s: min_epoch out of range", l->path);
 		return -EINVAL;
 	}
+	if (query_int(l->db, "SELECT value FROM meta WHERE key = 'boot_epoch'", &prev) !=
+	    SQLITE_OK)
+		prev = -1;
 	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE; UPDATE meta SET value ="
 		 " max(value + 1, %" PRIu64 ") WHERE key = 'boot_epoch'; COMMIT",
 		 opt->min_epoch);
@@ -1503,6 +1506,10 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 		return -EINVAL;
 	}
 	l->epoch = (uint64_t)v;
+	if (prev >= 0 && v > prev + 1)
+		log_notice("ledger: %s: boot epoch %" PRId64 " raised to %" PRId64 " by the "
+			   "floor kept outside the database (min_epoch): the file's own epoch "
+			   "was behind, as after a restore from a backup", l->path, prev, v);
 	if (opt->sync == LEDGER_SYNC_OFF)
 		return exec_or(l, "PRAGMA synchronous = OFF", "cannot configure", err, errlen);
 	return 0;
