@@ -1515,48 +1515,45 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 	return 0;
 }
 
-/* Refuses a missing or empty ledger.db next to a non-empty WAL (the file
- * was lost or truncated after a crash): SQLite would take it for a new
- * database and delete the WAL, with the last commits in it. 0 or -errno
+/* The size of ledger.db-wal in *size (0 if there is none); 0 or -errno
  * with err filled. */
-static int check_lost_db(struct ledger *l, int db_exists, off_t db_size, char *err,
-			 size_t errlen)
+static int wal_size(struct ledger *l, off_t *size, char *err, size_t errlen)
 {
 	struct stat sb;
-	char *wal = NULL;
-	int rc;
+	char *wal;
+	int rc = 0;
 
-	if (db_exists && db_size > 0)
-		return 0;
+	*size = 0;
 	if (asprintf(&wal, "%s-wal", l->path) < 0) {
-		wal = NULL;
-		rc = -ENOMEM;
 		snprintf(err, errlen, "ledger: out of memory");
-		goto fail;
+		return -ENOMEM;
 	}
-	if (stat(wal, &sb) < 0) {
-		rc = errno == ENOENT ? 0 : -errno;
-		if (rc < 0) {
-			snprintf(err, errlen, "%s: %s", wal, strerror(-rc));
-			goto fail;
-		}
-		free(wal);
+	if (stat(wal, &sb) == 0) {
+		*size = sb.st_size;
+	} else if (errno != ENOENT) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", wal, strerror(-rc));
+	}
+	free(wal);
+	return rc;
+}
+
+/* Refuses a missing or empty ledger.db next to a non-empty WAL (the file
+ * was lost or truncated after a crash): SQLite would take it for a new
+ * database and delete the WAL, with the last commits in it. 0 or -EINVAL
+ * with err filled. */
+static int check_lost_db(struct ledger *l, int db_exists, off_t db_size, off_t wal_bytes,
+			 char *err, size_t errlen)
+{
+	if ((db_exists && db_size > 0) || wal_bytes == 0)
 		return 0;
-	}
-	if (sb.st_size == 0) {
-		free(wal);
-		return 0;
-	}
-	rc = -EINVAL;
-	snprintf(err, errlen, "%s is %s but %s holds %lld bytes of its last commits: the "
+	snprintf(err, errlen, "%s is %s but %s-wal holds %lld bytes of its last commits: the "
 		 "database file was lost or truncated, and opening it as a new ledger would "
 		 "delete them; left untouched: restore ledger.db from a backup and remove "
 		 "ledger.db-wal and ledger.db-shm (docs/ledger.md, \"Backups\"), or move "
 		 "them away to start a new ledger", l->path,
-		 db_exists ? "empty (0 bytes)" : "missing", wal, (long long)sb.st_size);
-fail:
-	free(wal);
-	return rc;
+		 db_exists ? "empty (0 bytes)" : "missing", l->path, (long long)wal_bytes);
+	return -EINVAL;
 }
 
 /* One writer per ledger: flocks the state dir itself (which cannot be
@@ -1627,7 +1624,7 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 	pthread_condattr_t ca;
 	struct ledger *l;
 	struct stat sb;
-	off_t db_size = 0;
+	off_t db_size = 0, wal_bytes = 0;
 	int db_exists = 0, rc;
 
 	*out = NULL;
@@ -1713,7 +1710,10 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 		goto fail;
 	}
 
-	rc = check_lost_db(l, db_exists, db_size, err, errlen);
+	rc = wal_size(l, &wal_bytes, err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = check_lost_db(l, db_exists, db_size, wal_bytes, err, errlen);
 	if (rc < 0)
 		goto fail;
 
@@ -1725,10 +1725,14 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 		rc = sql_errno(rc);
 		goto fail;
 	}
-	/* Until the open succeeds, the last close must not checkpoint: a
-	 * refused open (a bad file, a capacity below what was sold) leaves
-	 * ledger.db and its WAL byte for byte as they were. */
-	rc = sqlite3_db_config(l->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	/* A WAL with frames holds the last commits of a crash: until the open
+	 * succeeds, the last close must not checkpoint them, so that a refused
+	 * open (a capacity below what was sold, ...) leaves ledger.db and its
+	 * WAL byte for byte as they were. Without one a refused open commits
+	 * nothing, the close has nothing to copy, and it removes the empty WAL
+	 * that reading a WAL-mode file made. */
+	rc = wal_bytes > 0 ? sqlite3_db_config(l->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL)
+			   : SQLITE_OK;
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: cannot turn off the checkpoint on close: %s",
 			 l->path, sqlite3_errstr(rc));
