@@ -1,6 +1,7 @@
 /*
  * orders.c: the daemon's side of the durable ledger. It opens the ledger
- * (carrying over an older ticketd's epoch file), reads what was sold for
+ * (above the epoch floor kept in the state dir's epoch file, which it then
+ * moves up to the new epoch), reads what was sold for
  * the catalog, hands out order ids (boot epoch plus one atomic counter),
  * and turns commits, stored replies and refunds into ledger requests whose
  * done() calls the caller's. Nothing here holds a lock of its own: the
@@ -37,6 +38,8 @@ struct orders {
 	size_t nsold, capsold;
 };
 
+#define EPOCH_TMP_FILE "epoch.tmp" /* written, then renamed to ORDERS_EPOCH_FILE */
+
 #define commit_of_req(r) \
 	((struct orders_commit *)((char *)(r) - offsetof(struct orders_commit, req)))
 
@@ -62,28 +65,111 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
-/* Reads the epoch file of a ticketd from before the ledger (0 if there is
- * none); 0 or -errno (-EBADMSG: not a number). */
-static int read_old_epoch(int dfd, uint64_t *out)
+/* Reads the epoch file (0 if there is none): the highest boot epoch used
+ * on this state dir, kept outside ledger.db. It is opened without
+ * blocking and must be a small regular file: a FIFO of that name would
+ * hang start-up. 0 or -errno with err filled. */
+static int read_epoch_file(int dfd, const char *dir, uint64_t *out, char *err, size_t errlen)
 {
-	char buf[32];
+	char buf[32], *end;
+	struct stat sb;
+	size_t len = 0;
 	ssize_t n;
-	char *end;
-	int fd = openat(dfd, ORDERS_EPOCH_FILE, O_RDONLY | O_CLOEXEC);
+	int fd, rc;
 
 	*out = 0;
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
+	fd = openat(dfd, ORDERS_EPOCH_FILE, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		rc = -errno;
+		snprintf(err, errlen, "state_dir %s: cannot open its %s file: %s", dir,
+			 ORDERS_EPOCH_FILE, strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &sb) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "state_dir %s: cannot stat its %s file: %s", dir,
+			 ORDERS_EPOCH_FILE, strerror(-rc));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "state_dir %s: %s is not a regular file; left untouched: "
+			 "replace it with a file holding the ledger's boot epoch (docs/ledger.md)",
+			 dir, ORDERS_EPOCH_FILE);
+		goto fail;
+	}
+	while (len < sizeof(buf) - 1) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "state_dir %s: cannot read its %s file: %s", dir,
+				 ORDERS_EPOCH_FILE, strerror(-rc));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
 	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
+	buf[len] = '\0';
 	errno = 0;
 	*out = strtoull(buf, &end, 10);
-	if (errno || end == buf || (*end && *end != '\n') || *out >= INT64_MAX)
+	if (errno || end == buf || (*end && strcmp(end, "\n") != 0) || *out >= INT64_MAX ||
+	    (uint64_t)sb.st_size >= sizeof(buf) - 1) {
+		*out = 0;
+		snprintf(err, errlen, "state_dir %s: its %s file does not hold a boot epoch (one "
+			 "number); left untouched: put the ledger's boot epoch in it "
+			 "(docs/ledger.md)", dir, ORDERS_EPOCH_FILE);
 		return -EBADMSG;
+	}
 	return 0;
+fail:
+	close(fd);
+	return rc;
+}
+
+/* Writes epoch into the epoch file durably: a temporary file, fsync'ed,
+ * renamed over it, then the directory fsync'ed. 0 or -errno. */
+static int write_epoch_file(int dfd, uint64_t epoch)
+{
+	char buf[32];
+	int len = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", epoch), off = 0, fd = -1, rc;
+
+	/* A stale temporary file (a crash here) is replaced. */
+	if (unlinkat(dfd, EPOCH_TMP_FILE, 0) < 0 && errno != ENOENT)
+		goto fail;
+	/* 0644 as SQLite makes ledger.db (the umask applies): a number, no secret. */
+	fd = openat(dfd, EPOCH_TMP_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    0644);
+	if (fd < 0)
+		goto fail;
+	while (off < len) {
+		ssize_t n = write(fd, buf + off, (size_t)(len - off));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail;
+		off += (int)n;
+	}
+	if (fsync(fd) < 0)
+		goto fail;
+	rc = close(fd);
+	fd = -1;
+	if (rc < 0 || renameat(dfd, EPOCH_TMP_FILE, dfd, ORDERS_EPOCH_FILE) < 0 ||
+	    fsync(dfd) < 0)
+		goto fail;
+	return 0;
+fail:
+	rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dfd, EPOCH_TMP_FILE, 0);
+	return rc;
 }
 
 /* Adds one (event, pool) row of what was sold into o->sold. */
@@ -183,13 +269,9 @@ int orders_open(const struct orders_options *opt, struct orders **out,
 		snprintf(err, errlen, "state_dir %s: %s", opt->state_dir, strerror(errno));
 		return rc;
 	}
-	rc = read_old_epoch(dfd, &old_epoch);
-	if (rc < 0) {
-		snprintf(err, errlen, "state_dir %s: cannot read the old %s file: %s",
-			 opt->state_dir, ORDERS_EPOCH_FILE,
-			 rc == -EBADMSG ? "not a number" : strerror(-rc));
+	rc = read_epoch_file(dfd, opt->state_dir, &old_epoch, err, errlen);
+	if (rc < 0)
 		goto fail;
-	}
 	lo.min_epoch = old_epoch ? old_epoch + 1 : 0;
 	o = calloc(1, sizeof(*o));
 	if (!o) {
@@ -202,15 +284,20 @@ int orders_open(const struct orders_options *opt, struct orders **out,
 	if (rc < 0)
 		goto fail;
 	o->epoch = ledger_epoch(o->ledger);
-	if (old_epoch) {
-		/* The ledger's epoch is durable now: the file has served. */
-		if (unlinkat(dfd, ORDERS_EPOCH_FILE, 0) < 0 || fsync(dfd) < 0)
-			log_warn("state_dir %s: cannot remove the old %s file: %s",
-				 opt->state_dir, ORDERS_EPOCH_FILE, strerror(errno));
-		log_notice("state_dir %s: boot epoch %" PRIu64 " carried over from the old "
-			   "%s file into the ledger (now %" PRIu64 ")", opt->state_dir,
-			   old_epoch, ORDERS_EPOCH_FILE, o->epoch);
+	/* Before any id of this epoch is handed out, the floor moves up to it
+	 * outside the database too. Without it a restored ledger.db could bring
+	 * this epoch back, so a start that cannot write it is refused. */
+	rc = write_epoch_file(dfd, o->epoch);
+	if (rc < 0) {
+		snprintf(err, errlen, "state_dir %s: cannot write the boot epoch %" PRIu64
+			 " to its %s file (through %s): %s; not starting: without that file a "
+			 "ledger.db restored from a backup could hand out order ids again",
+			 opt->state_dir, o->epoch, ORDERS_EPOCH_FILE, EPOCH_TMP_FILE,
+			 strerror(-rc));
+		goto fail;
 	}
+	log_info("state_dir %s: boot epoch %" PRIu64 " (the %s file had %" PRIu64 ")",
+		 opt->state_dir, o->epoch, ORDERS_EPOCH_FILE, old_epoch);
 	close(dfd);
 	*out = o;
 	return 0;

@@ -11,8 +11,10 @@
  * may block on the disk: call them on a worker, never on an event loop.
  *
  * Order ids are "<boot epoch>-<sequence>": the ledger bumps the epoch
- * durably at every start, the sequence is a process-wide atomic counter,
- * so ids are unique for the daemon's whole life, restarts included. Ticket
+ * durably at every start, above the floor kept in the state dir's epoch
+ * file, and the sequence is a process-wide atomic counter, so ids are
+ * unique for the daemon's whole life, restarts and restored backups of
+ * ledger.db included. Ticket
  * n (1-based) of an order is "<order id>-<n>".
  */
 #ifndef TICKETD_ORDERS_H
@@ -28,7 +30,7 @@
 #include "seller.h"
 
 #define ORDERS_ID_MAX 48          /* order id incl. NUL: 20 + 1 + 20 digits */
-#define ORDERS_EPOCH_FILE "epoch" /* the epoch file of ticketd before the ledger */
+#define ORDERS_EPOCH_FILE "epoch" /* in the state dir: the highest boot epoch used */
 
 struct orders_options {
 	const char *state_dir;       /* created if missing */
@@ -73,10 +75,13 @@ struct orders_commit {
 
 struct orders;
 
-/* Opens the ledger under opt->state_dir (creating the directory), carrying
- * over the boot epoch of an older ticketd's epoch file, and reads what was
- * sold, refusing (before anything is written) a capacity of opt->conf now
- * below it. Returns 0, or -errno with the cause in err. */
+/* Opens the ledger under opt->state_dir (creating the directory) with a
+ * boot epoch above the one in the state dir's epoch file (the floor that a
+ * ledger.db restored from a backup cannot go below; an older ticketd's
+ * file is carried over the same way), writes the new epoch back to that
+ * file durably, and reads what was sold, refusing (before anything is
+ * written) a capacity of opt->conf now below it. Returns 0, or -errno with
+ * the cause in err. */
 int orders_open(const struct orders_options *opt, struct orders **out,
 		char *err, size_t errlen);
 /* Answers every request still queued, logs the ledger's figures (batch

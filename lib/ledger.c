@@ -172,7 +172,8 @@ struct ledger {
 	void (*batch_end)(void *arg);
 	void *batch_arg;
 	uint64_t epoch;                  /* set at open, read-only after */
-	int lock_fd;                     /* flock'ed dir/ledger.lock */
+	int dir_fd;                      /* the state dir, flock'ed */
+	int lock_fd;                     /* flock'ed dir/ledger.lock (older ticketd) */
 
 	/* ledger thread only (and open/close, when it isn't running) */
 	sqlite3 *db;
@@ -1172,6 +1173,8 @@ static void ledger_free(struct ledger *l)
 		sqlite3_close(l->db);
 	if (l->lock_fd >= 0)
 		close(l->lock_fd);
+	if (l->dir_fd >= 0)
+		close(l->dir_fd);
 	pthread_mutex_destroy(&l->qlock);
 	pthread_cond_destroy(&l->qcond);
 	pthread_mutex_destroy(&l->stats_lock);
@@ -1436,7 +1439,7 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 		    size_t errlen)
 {
 	char sql[128], mode[16];
-	int64_t v = 0, version = 0;
+	int64_t v = 0, prev = -1, version = 0;
 	int fresh = 0, rc;
 
 	rc = check_existing(l, &fresh, &version, err, errlen);
@@ -1487,6 +1490,9 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 		snprintf(err, errlen, "%s: min_epoch out of range", l->path);
 		return -EINVAL;
 	}
+	if (query_int(l->db, "SELECT value FROM meta WHERE key = 'boot_epoch'", &prev) !=
+	    SQLITE_OK)
+		prev = -1;
 	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE; UPDATE meta SET value ="
 		 " max(value + 1, %" PRIu64 ") WHERE key = 'boot_epoch'; COMMIT",
 		 opt->min_epoch);
@@ -1500,9 +1506,103 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 		return -EINVAL;
 	}
 	l->epoch = (uint64_t)v;
+	if (prev >= 0 && v > prev + 1)
+		log_notice("ledger: %s: boot epoch %" PRId64 " raised to %" PRId64 " by the "
+			   "floor kept outside the database (min_epoch): the file's own epoch "
+			   "was behind, as after a restore from a backup", l->path, prev, v);
 	if (opt->sync == LEDGER_SYNC_OFF)
 		return exec_or(l, "PRAGMA synchronous = OFF", "cannot configure", err, errlen);
 	return 0;
+}
+
+/* The size of ledger.db-wal in *size (0 if there is none); 0 or -errno
+ * with err filled. */
+static int wal_size(struct ledger *l, off_t *size, char *err, size_t errlen)
+{
+	struct stat sb;
+	char *wal;
+	int rc = 0;
+
+	*size = 0;
+	if (asprintf(&wal, "%s-wal", l->path) < 0) {
+		snprintf(err, errlen, "ledger: out of memory");
+		return -ENOMEM;
+	}
+	if (stat(wal, &sb) == 0) {
+		*size = sb.st_size;
+	} else if (errno != ENOENT) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", wal, strerror(-rc));
+	}
+	free(wal);
+	return rc;
+}
+
+/* Refuses a missing or empty ledger.db next to a non-empty WAL (the file
+ * was lost or truncated after a crash): SQLite would take it for a new
+ * database and delete the WAL, with the last commits in it. 0 or -EINVAL
+ * with err filled. */
+static int check_lost_db(struct ledger *l, int db_exists, off_t db_size, off_t wal_bytes,
+			 char *err, size_t errlen)
+{
+	if ((db_exists && db_size > 0) || wal_bytes == 0)
+		return 0;
+	snprintf(err, errlen, "%s is %s but %s-wal holds %lld bytes of its last commits: the "
+		 "database file was lost or truncated, and opening it as a new ledger would "
+		 "delete them; left untouched: restore ledger.db from a backup and remove "
+		 "ledger.db-wal and ledger.db-shm (docs/ledger.md, \"Backups\"), or move "
+		 "them away to start a new ledger", l->path,
+		 db_exists ? "empty (0 bytes)" : "missing", l->path, (long long)wal_bytes);
+	return -EINVAL;
+}
+
+/* One writer per ledger: flocks the state dir itself (which cannot be
+ * unlinked while in use, unlike a lock file), then ledger.lock, which a
+ * ticketd from before the directory lock takes, so that the two exclude
+ * each other too. 0 or -errno (-EBUSY: held) with err filled. */
+static int lock_dir(struct ledger *l, char *err, size_t errlen)
+{
+	char *lock = NULL;
+	int rc;
+
+	l->dir_fd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (l->dir_fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "state dir %s: cannot open it to lock it: %s", l->dir,
+			 strerror(-rc));
+		goto fail;
+	}
+	if (flock(l->dir_fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		if (rc == -EBUSY)
+			snprintf(err, errlen, "another ticketd holds state_dir %s: the ledger "
+				 "is in use by another process", l->dir);
+		else
+			snprintf(err, errlen, "state dir %s: cannot lock it: %s", l->dir,
+				 strerror(-rc));
+		goto fail;
+	}
+	if (asprintf(&lock, "%s/ledger.lock", l->dir) < 0) {
+		lock = NULL;
+		rc = -ENOMEM;
+		snprintf(err, errlen, "ledger: out of memory");
+		goto fail;
+	}
+	l->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	rc = l->lock_fd < 0 ? -errno : 0;
+	if (rc == 0 && flock(l->lock_fd, LOCK_EX | LOCK_NB) < 0)
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", lock, rc == -EBUSY ?
+			 "held by an older ticketd: the ledger is in use by another process" :
+			 strerror(-rc));
+		goto fail;
+	}
+	free(lock);
+	return 0;
+fail:
+	free(lock);
+	return rc;
 }
 
 /* Starts the ledger thread with every signal blocked (they belong to the
@@ -1524,7 +1624,8 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 	pthread_condattr_t ca;
 	struct ledger *l;
 	struct stat sb;
-	int rc;
+	off_t db_size = 0, wal_bytes = 0;
+	int db_exists = 0, rc;
 
 	*out = NULL;
 	if (errlen)
@@ -1544,6 +1645,7 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 		snprintf(err, errlen, "ledger: out of memory");
 		return -ENOMEM;
 	}
+	l->dir_fd = -1;
 	l->lock_fd = -1;
 	pthread_mutex_init(&l->qlock, NULL);
 	pthread_mutex_init(&l->stats_lock, NULL);
@@ -1585,28 +1687,13 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 		goto fail;
 	}
 
-	/* One daemon per ledger: a second one would interleave epochs. */
-	{
-		char *lock;
-
-		if (asprintf(&lock, "%s/ledger.lock", l->dir) < 0) {
-			rc = -ENOMEM;
-			snprintf(err, errlen, "ledger: out of memory");
-			goto fail;
-		}
-		l->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-		rc = l->lock_fd < 0 ? -errno : 0;
-		if (rc == 0 && flock(l->lock_fd, LOCK_EX | LOCK_NB) < 0)
-			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		if (rc < 0)
-			snprintf(err, errlen, "%s: %s", lock, rc == -EBUSY ?
-				 "the ledger is in use by another process" : strerror(-rc));
-		free(lock);
-		if (rc < 0)
-			goto fail;
-	}
+	rc = lock_dir(l, err, errlen);
+	if (rc < 0)
+		goto fail;
 
 	if (stat(l->path, &sb) == 0) {
+		db_exists = 1;
+		db_size = sb.st_size;
 		if (!S_ISREG(sb.st_mode)) {
 			rc = -EINVAL;
 			snprintf(err, errlen, "%s is not a regular file; left untouched", l->path);
@@ -1623,12 +1710,33 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 		goto fail;
 	}
 
+	rc = wal_size(l, &wal_bytes, err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = check_lost_db(l, db_exists, db_size, wal_bytes, err, errlen);
+	if (rc < 0)
+		goto fail;
+
 	rc = sqlite3_open_v2(l->path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			     SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: cannot open: %s", l->path,
 			 l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc));
 		rc = sql_errno(rc);
+		goto fail;
+	}
+	/* A WAL with frames holds the last commits of a crash: until the open
+	 * succeeds, the last close must not checkpoint them, so that a refused
+	 * open (a capacity below what was sold, ...) leaves ledger.db and its
+	 * WAL byte for byte as they were. Without one a refused open commits
+	 * nothing, the close has nothing to copy, and it removes the empty WAL
+	 * that reading a WAL-mode file made. */
+	rc = wal_bytes > 0 ? sqlite3_db_config(l->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL)
+			   : SQLITE_OK;
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot turn off the checkpoint on close: %s",
+			 l->path, sqlite3_errstr(rc));
+		rc = -EIO;
 		goto fail;
 	}
 	sqlite3_extended_result_codes(l->db, 1);
@@ -1663,6 +1771,10 @@ int ledger_open(const struct ledger_options *opt, struct ledger **out, char *err
 			goto fail; /* reader_close copes with half-open ones */
 	}
 
+	/* Opened, and written (the epoch): from now on the last close
+	 * checkpoints the WAL into ledger.db and removes it, as usual. Before
+	 * the thread starts, which owns the connection after. */
+	sqlite3_db_config(l->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
 	l->next_purge_ns = mono_ns(); /* forget stale keys right away */
 	rc = start_thread(l);
 	if (rc < 0) {

@@ -61,8 +61,10 @@ struct ledger_options {
 	int64_t (*now_ms)(void);     /* wall clock in ms; NULL = CLOCK_REALTIME.
 				      * Tests pass a fake one to expire keys. */
 	uint64_t min_epoch;          /* the boot epoch this open gets is at least
-				      * this (0 = no floor): carries an epoch
-				      * kept elsewhere before (a migration) */
+				      * this (0 = no floor): the floor a caller
+				      * keeps outside the database, which a
+				      * ledger.db restored from a backup cannot
+				      * bring back (ticketd's epoch file) */
 	/* Optional: called for every (event, pool) with confirmed tickets,
 	 * with their sum, after the checks and before anything is written
 	 * (the epoch bump included). A negative return refuses the open with

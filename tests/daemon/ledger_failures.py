@@ -1,12 +1,22 @@
 """ledger_failures.py: the ledger when things go wrong, with real failures.
-An old ticketd's epoch file is carried into the ledger (ids never repeat).
+An old ticketd's epoch file is carried into the ledger (ids never repeat),
+and the epoch file kept from then on is a floor that a ledger.db restored
+from a backup cannot go below: the ids after the restore use a new epoch.
+A start that cannot write the epoch file is refused.
 Start-up refusals, each a clear error (exit 1, before listening) that
 leaves ledger.db byte for byte as it was:
+  - an epoch file that is a FIFO: refused at once, not a hang at start-up;
+  - a second daemon on the same state dir, even with ledger.lock deleted
+    under the first (the lock is on the directory);
   - a state dir the daemon cannot write, and a read-only ledger.db (run as
     uid 65534 when the test runs as root, since root ignores file modes);
   - a ledger.db that is not a database, and one with a smashed page;
   - a capacity lowered below what was sold, and an event with sales dropped
     from the config; put back, the daemon starts with every order intact;
+  - the same refusal after a SIGKILL, with the commits still in
+    ledger.db-wal: the WAL is left byte for byte too (no checkpoint at close);
+  - a 0-byte ledger.db next to a non-empty WAL (the file lost after a
+    crash): refused, not taken for a new ledger (which deletes the WAL);
   - a schema 1 ledger (a row per ticket) whose rows are not the derived
     codes. A good schema 1 ledger is upgraded to schema 2 at start: the log
     says so, every order reads back with the same tickets, --audit passes.
@@ -22,6 +32,7 @@ At run time:
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -65,6 +76,15 @@ def start_refused(conf, as_nobody=False):
     return p.returncode, p.stderr.decode("utf-8", "replace")
 
 
+def read_epoch(state):
+    """The epoch file of a state dir, or None."""
+    try:
+        with open(os.path.join(state, "epoch")) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def make_ledger(name, buys=3):
     """A real ledger with a few orders; returns (config, state dir, orders)."""
     d = Daemon(base_config(state_dir=os.path.join(tmp, name)), name=name).start()
@@ -96,13 +116,88 @@ with open(os.path.join(state, "epoch"), "w") as f:
 d = Daemon(base_config(state_dir=state)).start()
 oid = d.purchase("concert", buyer="m").json["order"]
 tap.eq(oid.split("-")[0], "42", "an old epoch file (41) carries over: the first ids are 42-n")
-tap.ok(not os.path.exists(os.path.join(state, "epoch")), "and the old file is gone")
-tap.ok("carried over" in d.log(), "the log says so")
+tap.eq(read_epoch(state), "42\n", "the epoch file now holds the ledger's epoch, 42")
+tap.ok("raised to 42" in d.log(), "the log says the floor raised the epoch")
 tap.eq(d.stop(), 0, "stop")
 d.start()
 tap.eq(d.purchase("concert", buyer="m").json["order"].split("-")[0], "43",
        "the next start is epoch 43")
+tap.eq(read_epoch(state), "43\n", "and the epoch file says 43")
 d.finish("migrated daemon")
+
+# ---- a restored backup of ledger.db never brings an epoch back -------------------------------------
+state = os.path.join(tmp, "restore")
+db = os.path.join(state, "ledger.db")
+backup = os.path.join(tmp, "restore-backup.db")
+d = Daemon(base_config(state_dir=state)).start()
+sold = [d.purchase("concert", buyer="before the backup").json["order"]]
+# The documented online backup (sqlite3 .backup) while the daemon sells.
+src = sqlite3.connect(db)
+dst = sqlite3.connect(backup)
+src.backup(dst)
+dst.close()
+src.close()
+tap.eq(d.stop(), 0, "restore: a backup of ledger.db taken in epoch %s" % sold[0].split("-")[0])
+d.start()
+after = [d.purchase("concert", buyer="after the backup %d" % i).json["order"] for i in range(2)]
+sold += after
+tap.eq(d.stop(), 0, "restore: the next boot sold %s" % ", ".join(after))
+# Restore as docs/ledger.md says: ledger.db only, the WAL and its index
+# removed, the epoch file kept.
+shutil.copyfile(backup, db)
+for f in ("ledger.db-wal", "ledger.db-shm"):
+    if os.path.exists(os.path.join(state, f)):
+        os.unlink(os.path.join(state, f))
+d.start()
+new = [d.purchase("concert", buyer="after the restore %d" % i).json["order"] for i in range(2)]
+used = max(int(o.split("-")[0]) for o in sold)
+tap.ok(all(int(o.split("-")[0]) > used for o in new),
+       "after the restore the ids are %s: an epoch above every one used before (%d)"
+       % (", ".join(new), used))
+tap.ok(not set(new) & set(sold), "no order id is handed out twice")
+tap.eq(d.get("/v1/orders/" + after[0]).status, 404,
+       "the orders sold after the backup are gone (the docs warn of it), not reissued")
+tap.ok("raised to" in d.log(), "the log says the epoch was raised")
+d.finish("restored daemon")
+
+# ---- the epoch file cannot be written: refused ---------------------------------------------------
+state = os.path.join(tmp, "epoch-unwritable")
+os.makedirs(os.path.join(state, "epoch.tmp", "x"))
+rc, err = start_refused(base_config(state_dir=state))
+ok = rc == 1 and "cannot write the boot epoch" in err and "listening" not in err
+tap.ok(ok, "the epoch file cannot be written (epoch.tmp a non-empty directory): exit 1")
+if not ok:
+    tap.diag("exit %s: %s" % (rc, err[-1500:]))
+
+# ---- an epoch file that is not a regular file: refused at once, not a hang -----------------------
+state = os.path.join(tmp, "fifo")
+os.makedirs(state)
+os.mkfifo(os.path.join(state, "epoch"))
+t0 = time.monotonic()
+rc, err = start_refused(base_config(state_dir=state))
+took = time.monotonic() - t0
+ok = rc == 1 and "epoch is not a regular file" in err and "listening" not in err
+tap.ok(ok and took < 10 * SCALE,
+       "a FIFO named epoch in the state dir: exit 1 after %.1f s, \"not a regular file\"" % took)
+if not ok:
+    tap.diag("exit %s: %s" % (rc, err[-1500:]))
+tap.ok(not os.path.exists(os.path.join(state, "ledger.db")),
+       "the FIFO refusal comes before the ledger is created")
+
+# ---- two daemons on one state dir, ledger.lock deleted under the first ---------------------------
+conf = base_config(state_dir=os.path.join(tmp, "twice"),
+                   events=[{"id": "small", "name": "Small", "tiers": {"general": 5}}])
+d = Daemon(conf).start()
+os.unlink(os.path.join(conf["state_dir"], "ledger.lock"))
+rc, err = start_refused(conf)
+ok = rc == 1 and "another ticketd holds state_dir" in err and "listening" not in err
+tap.ok(ok, "ledger.lock deleted, a second daemon on the same state dir: exit 1, "
+       "\"another ticketd holds state_dir\"")
+if not ok:
+    tap.diag("exit %s: %s" % (rc, err[-1500:]))
+tap.eq(d.purchase("small", buyer="first", quantity=5).status, 201,
+       "the first daemon alone sells the 5 tickets")
+d.finish("first of two daemons")
 
 # ---- a state dir ticketd cannot write -----------------------------------------------------
 conf, state, orders = make_ledger("perm")
@@ -163,6 +258,47 @@ t = d.event("concert")["tiers"]["general"]
 tap.eq((t["sold"], t["available"]), (6, 0), "capacity 6 == sold: starts, sold out")
 tap.eq([d.get("/v1/orders/" + o["order"]).json for o in orders], orders, "every order is there")
 d.finish("capacity daemon")
+
+# ---- a refused start after a crash leaves ledger.db and its WAL as they were ---------------------
+def killed_ledger(name, buys=3):
+    """A ledger whose daemon was SIGKILLed after buys orders, so that its
+    commits are in ledger.db-wal only; returns (config, state dir, orders)."""
+    d = Daemon(base_config(state_dir=os.path.join(tmp, name)), name=name).start()
+    orders = [d.purchase("concert", buyer="b%d" % i, quantity=2).json for i in range(buys)]
+    d.kill()
+    conf = d.config
+    d.cleanup()
+    return conf, conf["state_dir"], orders
+
+
+conf, state, orders = killed_ledger("killed")
+db = os.path.join(state, "ledger.db")
+wal = db + "-wal"
+tap.ok(os.path.exists(wal) and os.path.getsize(wal) > 0,
+       "a daemon SIGKILLed after 3 orders left them in ledger.db-wal (%d bytes)"
+       % (os.path.getsize(wal) if os.path.exists(wal) else -1))
+wal_before = digest(wal)
+low = json.loads(json.dumps(conf))
+low["events"][0]["tiers"]["general"] = 5
+refused("after a crash, capacity 5 below the 6 sold", low,
+        "event concert: 6 general tickets were sold but the capacity is now 5")
+tap.eq(digest(wal) if os.path.exists(wal) else None, wal_before,
+       "after a crash: the refused start left ledger.db-wal byte for byte as it was")
+d = Daemon(conf).start()
+tap.eq([d.get("/v1/orders/" + o["order"]).json for o in orders], orders,
+       "with the capacity back, every order of the WAL is there")
+d.finish("killed daemon")
+
+# ledger.db lost after a crash (0 bytes), its commits in the WAL: refused, not a new ledger.
+conf, state, orders = killed_ledger("lost")
+db = os.path.join(state, "ledger.db")
+wal = db + "-wal"
+wal_before = digest(wal) if os.path.exists(wal) else None
+os.truncate(db, 0)
+refused("a 0-byte ledger.db next to a non-empty WAL", conf,
+        "ledger.db is empty (0 bytes) but %s holds" % wal)
+tap.eq(digest(wal) if os.path.exists(wal) else None, wal_before,
+       "a 0-byte ledger.db: ledger.db-wal is kept byte for byte")
 
 # ---- a schema 1 ledger: upgraded at start, or refused if its rows are not derived -------------------
 # What ticketd wrote before schema 2: a tickets table holding the codes.
@@ -294,6 +430,5 @@ tap.eq(r.status, 201, "the lock is gone: the next purchase is a 201")
 tap.eq(d.event("concert")["tiers"]["general"]["sold"], 3, "sold 3")
 d.finish("busy daemon")
 
-import shutil  # noqa: E402
 shutil.rmtree(tmp, ignore_errors=True)
 sys.exit(tap.done())

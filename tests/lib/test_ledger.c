@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "ledger.h"
 #include "tap.h"
@@ -428,15 +429,156 @@ static void test_close_drains(const char *dir)
 	ledger_close(l);
 }
 
+/* Leaves dir as a crash would: a child opens the ledger, commits an order
+ * of 5 general concert tickets and exits without closing, so the commit is
+ * in ledger.db-wal only. 0, or -1 if the child failed. */
+static int crash_with_wal(const char *dir, const char *id)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		char err[512];
+		struct ledger *l = open_dir(dir, err, sizeof(err));
+
+		_exit(l && put_order(l, id, "concert", SELLER_GENERAL, SELLER_GENERAL, 5) == 0 ?
+		      0 : 1);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Whether path holds exactly the n bytes of want. */
+static int same_bytes(const char *path, const char *want, size_t n)
+{
+	size_t got_n;
+	char *got = read_file(path, &got_n);
+	int same = got && want && got_n == n && memcmp(got, want, n) == 0;
+
+	free(got);
+	return same;
+}
+
+/* A refused open of a ledger that crashed with commits in its WAL leaves
+ * ledger.db and ledger.db-wal byte for byte as they were: closing the
+ * connection must not checkpoint the WAL into the file. */
+static void test_refused_keeps_wal(const char *base)
+{
+	char dir[600], db[700], wal[720], err[512];
+	struct ledger_options opt = { .now_ms = fake_clock, .sold_check = cap4 };
+	struct ledger *l = NULL;
+	size_t ndb = 0, nwal = 0;
+	char *db0 = NULL, *wal0 = NULL;
+	int calls = 0, rc;
+
+	snprintf(dir, sizeof(dir), "%s/refused-wal", base);
+	snprintf(db, sizeof(db), "%s/%s", dir, LEDGER_DB_NAME);
+	snprintf(wal, sizeof(wal), "%s-wal", db);
+	if (!ok(crash_with_wal(dir, "w1") == 0,
+		"a child commits an order of 5 and exits without closing the ledger"))
+		return;
+	db0 = read_file(db, &ndb);
+	wal0 = read_file(wal, &nwal);
+	ok(db0 && ndb > 0 && wal0 && nwal > 0,
+	   "it left ledger.db (%zu bytes) and ledger.db-wal (%zu bytes)", ndb, nwal);
+	opt.state_dir = dir;
+	opt.sold_arg = &calls;
+	rc = ledger_open(&opt, &l, err, sizeof(err));
+	ok(rc == -ERANGE && !l, "sold_check (capacity 4) refuses the open: %s", err);
+	ok(same_bytes(db, db0, ndb) && same_bytes(wal, wal0, nwal),
+	   "the refused open left ledger.db and ledger.db-wal byte for byte as they were");
+	l = open_dir(dir, err, sizeof(err));
+	ok(l && sold_of(l, "concert", SELLER_GENERAL) == 5,
+	   "an open without the check finds the order of the WAL (%s)", l ? "ok" : err);
+	ledger_close(l);
+	free(db0);
+	free(wal0);
+}
+
+/* Writes n bytes to path (created or truncated); 0 or -1. */
+static int write_file(const char *path, const char *buf, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	int rc = f && fwrite(buf, 1, n, f) == n ? 0 : -1;
+
+	if (f && fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* A 0-byte or missing ledger.db next to a non-empty WAL (the file was lost
+ * or truncated after a crash) is refused and left as it is: SQLite would
+ * take it for a new database and delete the WAL, orders and all. */
+static void test_lost_db(const char *base)
+{
+	char dir[600], db[700], wal[720], err[512];
+	struct ledger *l = NULL;
+	size_t ndb = 0, nwal = 0;
+	char *db0 = NULL, *wal0 = NULL;
+	struct stat sb;
+
+	snprintf(dir, sizeof(dir), "%s/lost-db", base);
+	snprintf(db, sizeof(db), "%s/%s", dir, LEDGER_DB_NAME);
+	snprintf(wal, sizeof(wal), "%s-wal", db);
+	if (!ok(crash_with_wal(dir, "lost-1") == 0,
+		"a child commits an order and exits without closing the ledger"))
+		return;
+	db0 = read_file(db, &ndb);
+	wal0 = read_file(wal, &nwal);
+	if (!ok(db0 && ndb > 0 && wal0 && nwal > 0, "ledger.db %zu bytes, ledger.db-wal %zu bytes",
+		ndb, nwal))
+		goto done;
+
+	ok(truncate(db, 0) == 0, "ledger.db truncated to 0 bytes");
+	l = open_dir(dir, err, sizeof(err));
+	ok(!l && strstr(err, "ledger.db is empty") && strstr(err, "ledger.db-wal") &&
+	   strstr(err, "left untouched"),
+	   "a 0-byte ledger.db next to a non-empty WAL is refused: %s", l ? "it opened" : err);
+	ledger_close(l);
+	ok(same_bytes(wal, wal0, nwal) && stat(db, &sb) == 0 && sb.st_size == 0,
+	   "the WAL is kept, ledger.db still 0 bytes");
+
+	ok(unlink(db) == 0, "ledger.db deleted");
+	l = open_dir(dir, err, sizeof(err));
+	ok(!l && strstr(err, "ledger.db is missing") && strstr(err, "ledger.db-wal"),
+	   "a missing ledger.db next to a non-empty WAL is refused: %s", l ? "it opened" : err);
+	ledger_close(l);
+	ok(same_bytes(wal, wal0, nwal) && stat(db, &sb) < 0 && errno == ENOENT,
+	   "the WAL is kept, and no new ledger.db was created");
+
+	l = NULL;
+	if (write_file(db, db0, ndb) == 0)
+		l = open_dir(dir, err, sizeof(err));
+	ok(l && sold_of(l, "concert", SELLER_GENERAL) == 5,
+	   "with ledger.db put back, it opens with the order of the WAL (%s)", l ? "ok" : err);
+	ledger_close(l);
+done:
+	free(db0);
+	free(wal0);
+}
+
+/* One writer per state dir, even with ledger.lock deleted under it: the
+ * lock is on the directory itself. */
 static void test_one_owner(const char *dir)
 {
-	char err[512];
+	char err[512], lock[700];
 	struct ledger *a = open_dir(dir, err, sizeof(err)), *b;
 
 	b = open_dir(dir, err, sizeof(err));
-	ok(a && !b && strstr(err, "in use by another process"),
+	ok(a && !b && strstr(err, "another ticketd holds state_dir") &&
+	   strstr(err, "in use by another process"),
 	   "a second open of the same state dir is refused: %s", err);
+	ledger_close(b);
+	snprintf(lock, sizeof(lock), "%s/ledger.lock", dir);
+	ok(unlink(lock) == 0, "ledger.lock deleted while the first one runs");
+	b = open_dir(dir, err, sizeof(err));
+	ok(a && !b && strstr(err, "another ticketd holds state_dir"),
+	   "the second open is still refused: %s", b ? "it opened" : err);
+	ledger_close(b);
 	ledger_close(a);
+	b = open_dir(dir, err, sizeof(err));
+	ok(b != NULL, "once the first is closed, it opens (%s)", b ? "ok" : err);
 	ledger_close(b);
 }
 
@@ -525,6 +667,8 @@ int main(void)
 	snprintf(sub, sizeof(sub), "%s/drain", dir);
 	test_close_drains(sub);
 	test_one_owner(sub);
+	test_refused_keeps_wal(dir);
+	test_lost_db(dir);
 	tmpdir_remove(dir);
 	return tap_done();
 }
