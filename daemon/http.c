@@ -217,6 +217,38 @@ static struct {
 } claimed[CONF_MAX_LISTEN];
 static size_t nclaimed;
 
+/* The claim of port is held already: by a process of this user (a second
+ * ticketd: SO_REUSEPORT would let us join its port), refuse; by another
+ * user's, whom the kernel keeps out of our SO_REUSEPORT group anyway, warn
+ * and go on (anyone may bind an abstract name). 0, or -EADDRINUSE with err. */
+static int port_claimed(const struct sockaddr_un *sun, socklen_t len, unsigned port,
+			const char *text, char *err, size_t errlen)
+{
+	struct ucred peer;
+	socklen_t plen = sizeof(peer);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), known;
+
+	known = s >= 0 && connect(s, (const struct sockaddr *)sun, len) == 0 &&
+		getsockopt(s, SOL_SOCKET, SO_PEERCRED, &peer, &plen) == 0;
+	if (s >= 0)
+		close(s);
+	if (known && peer.uid != geteuid()) {
+		log_warn("listen %s: @ticketd-tcp-%u is held by pid %d of uid %u, not of this "
+			 "user: going on (its sockets cannot join ours)", text, port,
+			 (int)peer.pid, (unsigned)peer.uid);
+		return 0;
+	}
+	if (known)
+		snprintf(err, errlen, "listen %s: another ticketd (pid %d) is listening on "
+			 "port %u (it holds the abstract socket @ticketd-tcp-%u); two would "
+			 "share the port's connections", text, (int)peer.pid, port, port);
+	else
+		snprintf(err, errlen, "listen %s: another ticketd is listening on port %u (it "
+			 "holds the abstract socket @ticketd-tcp-%u); two would share the "
+			 "port's connections", text, port, port);
+	return -EADDRINUSE;
+}
+
 /* Claims TCP port for this process by binding the abstract unix socket
  * "@ticketd-tcp-PORT", held until http_release_ports or exit. Every socket
  * ticketd binds has SO_REUSEPORT (the loops share a port), and so would a
@@ -246,16 +278,13 @@ static int port_claim(unsigned port, const char *text, char *err, size_t errlen)
 			 text, strerror(errno));
 		return rc;
 	}
-	if (bind(s, (struct sockaddr *)&sun, len) < 0) {
+	if (bind(s, (struct sockaddr *)&sun, len) < 0 || listen(s, 1) < 0) {
 		rc = -errno;
-		if (rc == -EADDRINUSE)
-			snprintf(err, errlen, "listen %s: another ticketd is listening on "
-				 "port %u (it holds the abstract socket @ticketd-tcp-%u); "
-				 "two would share the port's connections", text, port, port);
-		else
-			snprintf(err, errlen, "listen %s: cannot claim the port (bind "
-				 "@ticketd-tcp-%u): %s", text, port, strerror(-rc));
 		close(s);
+		if (rc == -EADDRINUSE)
+			return port_claimed(&sun, len, port, text, err, errlen);
+		snprintf(err, errlen, "listen %s: cannot claim the port (bind "
+			 "@ticketd-tcp-%u): %s", text, port, strerror(-rc));
 		return rc;
 	}
 	claimed[nclaimed].port = port;

@@ -152,8 +152,9 @@ static void *worker_main(void *arg)
 				p->ops.cancel(t, p->arg);
 				atomic_fetch_add_explicit(&p->cancelled, 1,
 							  memory_order_relaxed);
-			} else
+			} else {
 				p->ops.run(t, p->arg);
+			}
 			/* Per task: a batch of slow (blocking-payment) tasks
 			 * must not look like a wedged pool. */
 			atomic_fetch_add_explicit(&p->beat, 1, memory_order_relaxed);

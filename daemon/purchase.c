@@ -299,6 +299,9 @@ int purchase_refuse_sold_out(struct job *j)
 		if (rc == SELLER_OK) {
 			metrics_reserve(j->ev->core, t0);
 			j->reserved = 1;
+			/* Stale: without this, every purchase it covers would
+			 * keep taking this detour until tickets next come back. */
+			seller_forget_hint(j->ev->seller);
 		}
 		return 0;
 	}

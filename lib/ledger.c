@@ -1506,7 +1506,10 @@ static int setup_db(struct ledger *l, const struct ledger_options *opt, char *er
 		return -EINVAL;
 	}
 	l->epoch = (uint64_t)v;
-	if (prev >= 0 && v > prev + 1)
+	if (fresh && v > 1)
+		log_notice("ledger: %s: the new ledger's boot epoch starts at %" PRId64 ", "
+			   "the floor kept outside the database (min_epoch)", l->path, v);
+	else if (!fresh && prev >= 0 && v > prev + 1)
 		log_notice("ledger: %s: boot epoch %" PRId64 " raised to %" PRId64 " by the "
 			   "floor kept outside the database (min_epoch): the file's own epoch "
 			   "was behind, as after a restore from a backup", l->path, prev, v);

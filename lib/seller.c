@@ -188,6 +188,11 @@ int seller_grow(struct seller *s, enum seller_pool pool, int64_t add)
 	return rc;
 }
 
+void seller_forget_hint(struct seller *s)
+{
+	forget_refused(s);
+}
+
 int seller_sold_out_hint(struct seller *s, enum seller_pool buyer, unsigned qty)
 {
 	unsigned r;

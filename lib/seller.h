@@ -122,6 +122,9 @@ void seller_snapshot(struct seller *s, struct seller_snapshot *out);
  * too; else 0. Lock-free (one relaxed load) and possibly stale either way:
  * it picks whom to try first, and only seller_reserve decides. */
 int seller_sold_out_hint(struct seller *s, enum seller_pool buyer, unsigned qty);
+/* Forgets the refusals behind the hint, as a release does: for a caller
+ * whose reserve the hint said would fail succeeded (the hint was stale). */
+void seller_forget_hint(struct seller *s);
 static inline const char *seller_name(const struct seller *s) { return s->core->name; }
 
 /* A small dense index for the calling thread (0, 1, 2, ...), assigned on its

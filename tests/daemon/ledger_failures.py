@@ -117,7 +117,7 @@ d = Daemon(base_config(state_dir=state)).start()
 oid = d.purchase("concert", buyer="m").json["order"]
 tap.eq(oid.split("-")[0], "42", "an old epoch file (41) carries over: the first ids are 42-n")
 tap.eq(read_epoch(state), "42\n", "the epoch file now holds the ledger's epoch, 42")
-tap.ok("raised to 42" in d.log(), "the log says the floor raised the epoch")
+tap.ok("boot epoch starts at 42" in d.log(), "the log says the floor set the new ledger's epoch")
 tap.eq(d.stop(), 0, "stop")
 d.start()
 tap.eq(d.purchase("concert", buyer="m").json["order"].split("-")[0], "43",

@@ -170,8 +170,9 @@ d.cleanup()
 # ---- a drain that times out with purchases queued -------------------------------------
 # One worker, blocking payments: the queue holds most of the 12 purchases
 # when the drain times out. What was not begun is cancelled, not sold to a
-# client whose connection is closing: the ledger may hold one order more than
-# the 201s (the purchase under way when the loops stopped), no more.
+# client whose connection is closing: the ledger may hold up to two orders
+# more than the 201s (the purchase under way when the loops stopped, and one
+# committed just before but not yet answered), no more.
 conf = base_config(workers=1, payment={"latency_ms": 300, "mode": "blocking"},
                    limits={"drain_timeout_ms": 200})
 d = Daemon(conf).start()
@@ -199,14 +200,14 @@ for t in threads:
 tap.eq(rc, 0, "queue: exit 0 after the drain timeout")
 replied = sum(1 for o in outs if o[0] == "reply" and o[1] == 201)
 sold = d.final_figures().get("concert", {}).get("general", (None,))[0]
-tap.ok(sold is not None and replied <= sold <= replied + 1,
-       "queue: sold %s, 201s %d: at most the purchase under way is sold unanswered"
+tap.ok(sold is not None and replied <= sold <= replied + 2,
+       "queue: sold %s, 201s %d: at most the purchases under way are sold unanswered"
        % (sold, replied))
 tap.ok(not [o for o in outs if o[0] == "broken"], "queue: no truncated reply")
 m = re.search(r"shutdown: (\d+) queued request\(s\) not yet begun were cancelled", d.log())
 began = replied + (sold - replied if sold is not None else 0)
 tap.diag("queue: 201s %d, sold %s, log: %s" % (replied, sold, m.group(0) if m else None))
-tap.ok(m is None or int(m.group(1)) <= len(outs) - began,
+tap.ok(m is not None and 0 < int(m.group(1)) <= len(outs) - began,
        "queue: the log counts the cancelled purchases")
 tap.ok(not d.sanitizer_report(), "queue: no sanitizer report")
 d.cleanup()

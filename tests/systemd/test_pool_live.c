@@ -226,7 +226,8 @@ int main(void)
 		ok(submit(p, t, 30, 1) == 30, "30 held tasks queued on 1 worker");
 		ok(wait_for(active_is, 1), "the worker runs the first (its batch holds more)");
 		ok(pthread_create(&stopper, NULL, stop_main, p) == 0, "pool_stop begins");
-		/* A submit is refused once the stop has begun. */
+		/* A submit is refused once the stop has begun (the probes are
+		 * spaced out so that 64 of them last at least 6 s). */
 		for (int i = 0; i < 1000; i++) {
 			probe[probes].hold = 0;
 			rc = pool_submit(p, &probe[probes].t, POOL_NORMAL);
@@ -235,7 +236,7 @@ int main(void)
 			probes += rc == 0;
 			if (probes == 64)
 				break;
-			sleep_ms(10);
+			sleep_ms(100);
 		}
 		ok(rc == -ESHUTDOWN, "pool_submit: -ESHUTDOWN once stopping");
 		open_gate();
