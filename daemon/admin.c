@@ -12,12 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "admin.h"
 #include "answer.h"
 #include "catalog.h"
+#include "file.h"
 #include "job.h"
 #include "ledger.h"
 #include "log.h"
@@ -30,46 +29,16 @@ struct admin {
 };
 
 /* Reads the token file at path into buf (NUL-terminated, trailing
- * whitespace stripped). Returns its length (0: blank), or -errno. */
+ * whitespace stripped; see file_read_small). Returns its length (0:
+ * blank), or -errno. */
 static ssize_t read_token(const char *path, char *buf, size_t len)
 {
-	struct stat st;
-	ssize_t n = 0, r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc = 0;
+	ssize_t n = file_read_small(AT_FDCWD, path, buf, len);
 
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		goto out;
-	}
-	while ((size_t)n < len) {
-		r = read(fd, buf + n, len - (size_t)n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += r;
-	}
-	if ((size_t)n == len) {
-		rc = -EFBIG;
-		goto out;
-	}
 	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\r' ||
 			 buf[n - 1] == '\n'))
-		n--;
-	buf[n] = '\0';
-out:
-	close(fd);
-	return rc < 0 ? rc : n;
+		buf[--n] = '\0';
+	return n;
 }
 
 int admin_open(const struct conf *c, struct admin **out, char *err, size_t errlen)

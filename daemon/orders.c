@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "log.h"
 #include "orders.h"
 
@@ -66,70 +67,41 @@ static int mkdirs(const char *path)
 }
 
 /* Reads the epoch file (0 if there is none): the highest boot epoch used
- * on this state dir, kept outside ledger.db. It is opened without
- * blocking and must be a small regular file: a FIFO of that name would
- * hang start-up. 0 or -errno with err filled. */
+ * on this state dir, kept outside ledger.db. It must be a small regular
+ * file (file_read_small: a FIFO of that name is refused, not waited on).
+ * 0 or -errno with err filled. */
 static int read_epoch_file(int dfd, const char *dir, uint64_t *out, char *err, size_t errlen)
 {
 	char buf[32], *end;
-	struct stat sb;
-	size_t len = 0;
-	ssize_t n;
-	int fd, rc;
+	/* At most 30 bytes: any epoch, with room to spare. */
+	ssize_t n = file_read_small(dfd, ORDERS_EPOCH_FILE, buf, sizeof(buf) - 1);
 
 	*out = 0;
-	fd = openat(dfd, ORDERS_EPOCH_FILE, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		rc = -errno;
-		snprintf(err, errlen, "state_dir %s: cannot open its %s file: %s", dir,
-			 ORDERS_EPOCH_FILE, strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, &sb) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "state_dir %s: cannot stat its %s file: %s", dir,
-			 ORDERS_EPOCH_FILE, strerror(-rc));
-		goto fail;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		rc = -EINVAL;
+	if (n == -ENOENT)
+		return 0;
+	if (n == -EINVAL || n == -EISDIR) {
 		snprintf(err, errlen, "state_dir %s: %s is not a regular file; left untouched: "
 			 "replace it with a file holding the ledger's boot epoch (docs/ledger.md)",
 			 dir, ORDERS_EPOCH_FILE);
-		goto fail;
+		return -EINVAL;
 	}
-	while (len < sizeof(buf) - 1) {
-		n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "state_dir %s: cannot read its %s file: %s", dir,
-				 ORDERS_EPOCH_FILE, strerror(-rc));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+	if (n < 0 && n != -EFBIG) {
+		snprintf(err, errlen, "state_dir %s: cannot read its %s file: %s", dir,
+			 ORDERS_EPOCH_FILE, strerror((int)-n));
+		return (int)n;
 	}
-	close(fd);
-	buf[len] = '\0';
-	errno = 0;
-	*out = strtoull(buf, &end, 10);
-	if (errno || end == buf || (*end && strcmp(end, "\n") != 0) || *out >= INT64_MAX ||
-	    (uint64_t)sb.st_size >= sizeof(buf) - 1) {
-		*out = 0;
-		snprintf(err, errlen, "state_dir %s: its %s file does not hold a boot epoch (one "
-			 "number); left untouched: put the ledger's boot epoch in it "
-			 "(docs/ledger.md)", dir, ORDERS_EPOCH_FILE);
-		return -EBADMSG;
+	if (n >= 0) { /* else -EFBIG: too long for one number */
+		errno = 0;
+		*out = strtoull(buf, &end, 10);
+		if (!errno && end != buf && (!*end || strcmp(end, "\n") == 0) &&
+		    *out < INT64_MAX)
+			return 0;
 	}
-	return 0;
-fail:
-	close(fd);
-	return rc;
+	*out = 0;
+	snprintf(err, errlen, "state_dir %s: its %s file does not hold a boot epoch (one "
+		 "number); left untouched: put the ledger's boot epoch in it "
+		 "(docs/ledger.md)", dir, ORDERS_EPOCH_FILE);
+	return -EBADMSG;
 }
 
 /* Writes epoch into the epoch file durably: a temporary file, fsync'ed,

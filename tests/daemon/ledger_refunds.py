@@ -128,6 +128,22 @@ tap.eq(refund(oid, {"Authorization": "Bearer "}).status, 403, "a blank token fil
 tap.ok("is blank" in d.log(), "the log says the token file is blank")
 d.finish("blank-token daemon")
 
+# A token file that cannot serve refuses the start with its reason, at once:
+# a FIFO is not waited on (it hung the start before file_read_small).
+fifo = os.path.join(tmp, "token-fifo")
+os.mkfifo(fifo)
+long_token = os.path.join(tmp, "token-long")
+with open(long_token, "w") as f:
+    f.write("x" * 5000)
+for name, path, want in (("a FIFO", fifo, "not a regular file"),
+                         ("a directory", tmp, "Is a directory"),
+                         ("5000 bytes", long_token, "longer than 4096 bytes")):
+    d = Daemon(base_config(admin_token_file=path))
+    rc, _, err = run_ticketd("-c", d.conf_path, timeout=10)
+    d.cleanup()
+    tap.ok(rc == 1 and ("admin token %s: %s" % (path, want)) in err,
+           "a token file that is %s: exit 1, \"%s\"" % (name, want))
+
 # ---- the token from systemd's credentials -------------------------------------------------------------------
 creds = os.path.join(tmp, "creds")
 os.mkdir(creds)
