@@ -226,6 +226,7 @@ static int port_claimed(const struct sockaddr_un *sun, socklen_t len, unsigned p
 {
 	struct ucred peer;
 	socklen_t plen = sizeof(peer);
+	char who[32] = "";
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), known;
 
 	known = s >= 0 && connect(s, (const struct sockaddr *)sun, len) == 0 &&
@@ -239,13 +240,10 @@ static int port_claimed(const struct sockaddr_un *sun, socklen_t len, unsigned p
 		return 0;
 	}
 	if (known)
-		snprintf(err, errlen, "listen %s: another ticketd (pid %d) is listening on "
-			 "port %u (it holds the abstract socket @ticketd-tcp-%u); two would "
-			 "share the port's connections", text, (int)peer.pid, port, port);
-	else
-		snprintf(err, errlen, "listen %s: another ticketd is listening on port %u (it "
-			 "holds the abstract socket @ticketd-tcp-%u); two would share the "
-			 "port's connections", text, port, port);
+		snprintf(who, sizeof(who), " (pid %d)", (int)peer.pid);
+	snprintf(err, errlen, "listen %s: another ticketd%s is listening on port %u (it "
+		 "holds the abstract socket @ticketd-tcp-%u); two would share the port's "
+		 "connections", text, who, port, port);
 	return -EADDRINUSE;
 }
 
