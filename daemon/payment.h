@@ -4,7 +4,7 @@
  * atomics so a reload can change them while purchases run; each purchase
  * takes a snapshot (a plan) when its payment starts and keeps to it.
  * In async mode the daemon waits on a timer of the connection's own event
- * loop; in blocking mode the worker sleeps, as in the article.
+ * loop; in blocking mode the worker sleeps, as in the Go ticket-seller article.
  */
 #ifndef TICKETD_PAYMENT_H
 #define TICKETD_PAYMENT_H

@@ -2,9 +2,9 @@
  * seller_batched.c: the "batched" core, flat combining. Callers publish
  * their reserve in a per-thread slot and whoever holds the combiner lock
  * applies every pending request in one pass, writing each caller its own
- * exact answer (unlike the article's fire-and-forget batch channel). The
- * engine, its waiting rules and its correctness argument are in seller_fc.c;
- * this core serves a pass in slot order.
+ * exact answer (unlike the Go ticket-seller article's fire-and-forget batch
+ * channel). The engine, its waiting rules and its correctness argument are in
+ * seller_fc.c; this core serves a pass in slot order.
  */
 #include "config.h"
 

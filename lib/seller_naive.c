@@ -1,11 +1,12 @@
 /*
- * seller_naive.c: the article's broken check-then-act seller, kept only to
- * show overselling. It reads the count, decides, then writes a new count,
- * with nothing tying the read to the write: two buyers that read the same
- * count both sell. Every access is a relaxed atomic, so this is a logic race
- * and not C undefined behaviour. Flagged SELLER_CORE_UNSAFE: seller_core_find
- * never returns it (only seller_core_find_unsafe does), it is outside every
- * guarantee of seller.h, and it is not in the stress tests.
+ * seller_naive.c: the Go ticket-seller article's broken check-then-act
+ * seller, kept only to show overselling. It reads the count, decides, then
+ * writes a new count, with nothing tying the read to the write: two buyers
+ * that read the same count both sell. Every access is a relaxed atomic, so
+ * this is a logic race and not C undefined behaviour. Flagged
+ * SELLER_CORE_UNSAFE: seller_core_find never returns it (only
+ * seller_core_find_unsafe does), it is outside every guarantee of seller.h,
+ * and it is not in the stress tests.
  */
 #include "config.h"
 

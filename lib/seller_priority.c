@@ -5,10 +5,10 @@
  * general buyers wait together for the last tickets, the VIPs get them.
  * General requests are still answered in the same pass (after the VIPs), so
  * they always progress, and nobody polls: a waiter spins briefly, then sleeps
- * on a futex until it is answered or woken to combine. This replaces the
- * article's dispatcher goroutine, which busy-polls two channels with a 10 us
- * sleep. VIP buyers fall back to the general pool when the VIP pool cannot
- * cover qty; general buyers never take VIP tickets.
+ * on a futex until it is answered or woken to combine. This replaces the Go
+ * ticket-seller article's dispatcher goroutine, which busy-polls two channels
+ * with a 10 us sleep. VIP buyers fall back to the general pool when the VIP
+ * pool cannot cover qty; general buyers never take VIP tickets.
  */
 #include "config.h"
 

@@ -5,8 +5,9 @@
  * line no other thread touches (with at most N threads): no lock, no global
  * random generator, no shared write.
  *
- * When the home shard cannot cover qty the caller does not give up (the
- * article's "tickets in one shard while buyers check an empty shard"):
+ * When the home shard cannot cover qty the caller does not give up (the Go
+ * ticket-seller article's "tickets in one shard while buyers check an empty
+ * shard"):
  *  1. lock-free check: if the shards together are short, answer SOLD_OUT;
  *  2. otherwise take the per-seller rebalance lock, drain every shard of
  *     the pool into one pot, take qty from it if it is large enough, and

@@ -1,12 +1,12 @@
 /*
  * bench_cores.c: the in-process benchmark of every seller core, printed as
- * the article's "Performance-Correctness Matrix". It never passes or fails on
- * speed; `make bench` runs it. Scenarios:
+ * the Go ticket-seller article's "Performance-Correctness Matrix". It never
+ * passes or fails on speed; `make bench` runs it. Scenarios:
  *   nosellout  capacity 2^61, every thread reserves 1 ticket in a loop for a
  *              fixed time (like Go's NoSleep/CapHuge): synchronisation cost;
- *   flash      the article's flash sale: 10,000 tickets, 100,000 buyers; the
- *              buyers are taken one by one from a shared atomic counter by a
- *              fixed number of threads; reports the time to serve them all;
+ *   flash      the Go ticket-seller article's flash sale: 10,000 tickets,
+ *              100,000 buyers; the buyers are taken one by one from a shared
+ *              atomic counter by a fixed number of threads; reports the time to serve them all;
  *   flash+pay  the same, with a 1 ms payment (nanosleep) after each successful
  *              reserve, outside any critical section. A payment ties up its
  *              thread, so this scenario runs with many threads (--pay-threads),

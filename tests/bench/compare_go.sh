@@ -1,9 +1,10 @@
 #!/bin/sh
-# compare_go.sh: runs the article's Go sellers (shared/anchors/seedbench,
-# `go test -bench NoSleep/CapHuge -cpu 1,2`) and bench_cores' nosellout
-# scenario in three interleaved rounds on this machine, then prints the
-# medians of 3 side by side and the ratio Go ns/op / C ns/op (above 1: the C
-# core is faster). A benchmark report, never a pass/fail on speed.
+# compare_go.sh: runs the Go ticket-seller article's Go sellers
+# (shared/anchors/seedbench, `go test -bench NoSleep/CapHuge -cpu 1,2`) and
+# bench_cores' nosellout scenario in three interleaved rounds on this machine,
+# then prints the medians of 3 side by side and the ratio Go ns/op / C ns/op
+# (above 1: the C core is faster). A benchmark report, never a pass/fail on
+# speed.
 #
 #   tests/bench/compare_go.sh BENCH_CORES_BINARY [SEEDBENCH_DIR] [SECONDS]
 #

@@ -1,10 +1,10 @@
 /*
  * test_seller_naive.c: the naive core really oversells, so the benchmark's
- * "oversold" column and the article's warning are honest. Threads race to
- * buy a small stock one ticket at a time until each is told SOLD_OUT; the
- * tickets handed out are counted by the buyers themselves. The test passes
- * once a round hands out more tickets than exist. It also checks that the
- * registry will not give the naive core to anyone who asks by name.
+ * "oversold" column and the Go ticket-seller article's warning are honest.
+ * Threads race to buy a small stock one ticket at a time until each is told
+ * SOLD_OUT; the tickets handed out are counted by the buyers themselves. The
+ * test passes once a round hands out more tickets than exist. It also checks
+ * that the registry will not give the naive core to anyone who asks by name.
  * (Not a stress test: naive is deliberately racy, so it has no TSan run.)
  */
 #include "config.h"

@@ -1,7 +1,8 @@
 /*
  * test_seller_stress.c: threads hammer every safe core with mixed buyers
  * (general and VIP, qty 1..max_quantity) against less supply than demand,
- * round after round (the article's -count=100), with random releases,
+ * round after round (the Go ticket-seller article's
+ * -count=100), with random releases,
  * grows and snapshots interleaved (every snapshot must be possible: no pool
  * with negative sold or available, or more available than its capacity). Each round ends in a quiet phase (reserves only, no
  * release or grow), and then checks, per pool, exactly:

@@ -43,10 +43,10 @@
 #                           (no hand-off); every section runs each of them
 #   BENCH_HTTP_FLASH_TICKETS, BENCH_HTTP_FLASH_REQUESTS (10000, 100000)
 #   BENCH_HTTP_FLASH_PAYMENT_MS  payment latency in the flash sale (1, as
-#                           in the article)
+#                           in the Go ticket-seller article)
 #   BENCH_HTTP_FLASH_CONFIGS  the flash sale's "payment_ms:sync" runs
-#                           ("1:full 0:off": the article's sale, then the
-#                           throughput target's settings)
+#                           ("1:full 0:off": the Go ticket-seller article's
+#                           sale, then the throughput target's settings)
 #   BENCH_HTTP_IDLE_CONNS   idle connections for the per-connection cost (1000)
 #   BENCH_HTTP_CEILING      path of ceiling.sh (../shared/anchors/nginx/)
 #   BENCH_HTTP_RAW          1 = append every run's raw wrk output (1)
@@ -475,8 +475,9 @@ echo " must be 0; x_nginx: ratio to nginx under the same counting script)"
 echo
 
 # --- 3. flash sale ---------------------------------------------------------------
-# Each "pay:sync" of flash_configs: the article's sale (a 1 ms payment, every
-# commit synced) and the throughput target's (no payment wait, sync off).
+# Each "pay:sync" of flash_configs: the Go ticket-seller article's sale (a 1
+# ms payment, every commit synced) and the throughput target's (no payment
+# wait, sync off).
 flash_configs=${BENCH_HTTP_FLASH_CONFIGS:-"$flash_pay:$(echo $syncs | awk '{ print $NF }') 0:$(echo $syncs | awk '{ print $1 }')"}
 echo "== 3. Flash sale: $flash_tickets tickets, $flash_requests purchases from $conns connections, payment async, pin $pin"
 printf '%-9s %2s %3s %4s %8s %9s %7s %7s %8s %8s %8s %8s %8s %6s %6s %7s\n' server w pay sync time_s req/s p50_ms p99_ms 201s 201_tkts GET_sold audit 409s other errors x_nginx
