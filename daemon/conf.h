@@ -33,7 +33,8 @@
 
 enum conf_payment_mode {
 	CONF_PAYMENT_ASYNC = 0,    /* the wait completes from a timer; no worker waits */
-	CONF_PAYMENT_BLOCKING = 1, /* the worker sleeps latency_ms, as in the article */
+	CONF_PAYMENT_BLOCKING = 1, /* the worker sleeps latency_ms, as in
+	                             the Go ticket-seller article */
 };
 
 struct conf_listen {

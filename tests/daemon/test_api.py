@@ -1,4 +1,4 @@
-"""api.py: the whole HTTP API of one real ticketd, route by route: every
+"""test_api.py: the whole HTTP API of one real ticketd, route by route: every
 status and error body of docs/api.md, VIP rules and the fallback to the
 general pool, 404 JSON for unknown paths, 405 with Allow, 413, 503 with
 Retry-After when the worker queue is full, and that no refused request

@@ -1,4 +1,4 @@
-"""cli.py: ticketd's command line and configuration checks. --help,
+"""test_cli.py: ticketd's command line and configuration checks. --help,
 --version, --list-sellers and usage errors; -t on the sample config and on
 broken ones (unknown keys named by their path, wrong types, out-of-range
 values, bad JSON with line and column), each exiting 1 with a message that

@@ -1,4 +1,4 @@
-"""concurrency.py: 64 concurrent clients against every correct seller core
+"""test_concurrency.py: 64 concurrent clients against every correct seller core
 (ticketd --list-sellers), one event per core, with mixed quantities and
 tiers and more demand than tickets. Invariants, checked exactly per event
 and tier:

@@ -1,9 +1,9 @@
 /*
- * test_conf.c: lib/conf.c without a daemon: the defaults a minimal file
+ * test_conf.c: daemon/conf.c without a daemon: the defaults a minimal file
  * gets, every value read back, listen address parsing, the --seller and
  * --state-dir overrides, what counts as a control character in a name,
  * and that errors name the file, the key path and the position.
- * (tests/daemon/cli.py runs the same checks through ticketd -t.)
+ * (tests/daemon/test_cli.py runs the same checks through ticketd -t.)
  */
 #include "config.h"
 

@@ -1,4 +1,4 @@
-"""hostile.py: a battery of malformed and abusive requests against a real
+"""test_hostile.py: a battery of malformed and abusive requests against a real
 ticketd, over raw sockets, each checked for its exact status and error code
 (docs/robustness.md lists them): broken, truncated and deeply nested JSON,
 wrong types, bad quantities, unknown fields, overlong and empty buyers, NUL

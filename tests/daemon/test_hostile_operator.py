@@ -1,4 +1,4 @@
-"""hostile_operator.py: the operator routes keep their token check under a
+"""test_hostile_operator.py: the operator routes keep their token check under a
 storm of requests without the token. Hundreds of random and mutated
 requests (seeded; the seed is printed) go to POST /v1/orders/{id}/refund
 and its neighbours: random methods, paths (trailing slashes, case,
@@ -8,7 +8,7 @@ token without its scheme or under another one, Basic, very long, with a
 NUL). None may succeed: no 2xx, inventory (GET /v1/events) identical
 before and after, and a known order still there, unchanged (still
 "confirmed" once orders carry a state). With a token configured, the
-refund route answers 401; with none, 403 (issue 4). If this build has no
+refund route answers 401; with none, 403. If this build has no
 refund route yet, those two checks are skipped and the invariants still
 run.
 """
@@ -152,7 +152,7 @@ def run(name, token_file, expect_status):
                % (name, expect_status, len(canonical), sorted(set(c[1] for c in canonical))))
     else:
         tap.skip("%s: the refund route answers %d" % (name, expect_status),
-                 "no refund route in this build yet (issue 4): POST answered 404 not_found")
+                 "no refund route in this build yet: POST answered 404 not_found")
     d.finish("%s daemon" % name)
 
 

@@ -1,4 +1,4 @@
-"""ledger_crash.py: SIGKILL while clients buy, four times over, with the
+"""test_ledger_crash.py: SIGKILL while clients buy, four times over, with the
 ledger's sync "full".
 
 Eight clients buy concurrently on keep-alive connections (quantities 1 to 3,

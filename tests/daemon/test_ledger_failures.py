@@ -1,4 +1,4 @@
-"""ledger_failures.py: the ledger when things go wrong, with real failures.
+"""test_ledger_failures.py: the ledger when things go wrong, with real failures.
 An old ticketd's epoch file is carried into the ledger (ids never repeat),
 and the epoch file kept from then on is a floor that a ledger.db restored
 from a backup cannot go below: the ids after the restore use a new epoch.

@@ -1,4 +1,4 @@
-"""ledger_idempotency.py: the Idempotency-Key header on purchases, against the
+"""test_ledger_idempotency.py: the Idempotency-Key header on purchases, against the
 real daemon and its ledger.
   - A retry with the same key and the same purchase gets the original reply
     (201, same order, same tickets, same bytes, Idempotent-Replayed: true)

@@ -1,4 +1,4 @@
-"""ledger_refunds.py: POST /v1/orders/{id}/refund and the operator token.
+"""test_ledger_refunds.py: POST /v1/orders/{id}/refund and the operator token.
   - With the token (from admin_token_file, trailing newline stripped): 200
     with the order "state":"refunded", its tickets back on sale, GET shows it
     refunded; a second refund is 409 already_refunded; an unknown order 404.

@@ -1,4 +1,4 @@
-"""limits.py: the connection cap, timeouts and header limits of a real
+"""test_limits.py: the connection cap, timeouts and header limits of a real
 ticketd. At max_connections the daemon stops accepting (new clients wait in
 the backlog, nobody is served twice, nothing spins) and resumes as soon as a
 connection closes; connections that end in every way (clean close, reset,

@@ -1,4 +1,4 @@
-"""metrics.py: GET /metrics of a real ticketd. The reply is the Prometheus
+"""test_metrics_http.py: GET /metrics of a real ticketd. The reply is the Prometheus
 text exposition format 0.0.4, read by a strict parser (every sample line is
 `name{labels} value`, every family has one HELP and one TYPE before its
 samples, label values escaped, counters end in _total, histogram buckets are

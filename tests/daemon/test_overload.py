@@ -1,4 +1,4 @@
-"""overload.py: ticketd under more clients than it can take, and clients
+"""test_overload.py: ticketd under more clients than it can take, and clients
 that hold on or go away.
  - EMFILE: with RLIMIT_NOFILE lowered on the running daemon (prlimit, once
    it has opened what it needs) so that a handful of connections use up its

@@ -1,4 +1,4 @@
-"""payment.py: the simulated payment, in every mode. With decline_rate 1.0
+"""test_payment.py: the simulated payment, in every mode. With decline_rate 1.0
 every purchase is answered 402 payment_declined and the stock is unchanged,
 whether the payment is settled at once (latency 0), on the loop's timer
 (async) or by a sleeping worker (blocking), for general and VIP buyers. With

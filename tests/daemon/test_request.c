@@ -1,5 +1,5 @@
 /*
- * test_request.c: lib/request.c without a daemon: every route and a wrong
+ * test_request.c: daemon/request.c without a daemon: every route and a wrong
  * one of each shape, and the purchase decoder on good bodies, every
  * rejection code, and bytes that are not NUL-terminated.
  */

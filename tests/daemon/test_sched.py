@@ -1,4 +1,4 @@
-"""sched.py: the scheduling policy of ticketd's threads. The ledger thread
+"""test_sched.py: the scheduling policy of ticketd's threads. The ledger thread
 runs SCHED_BATCH, so that a submission's wakeup does not preempt the loop
 or worker that submitted (lib/ledger.c, sched_batch): read from
 /proc/PID/task/TID/stat (field 41, the policy) of the running daemon, with

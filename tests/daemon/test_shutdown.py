@@ -1,4 +1,4 @@
-"""shutdown.py: SIGTERM while purchases are in flight, and clients that give
+"""test_shutdown.py: SIGTERM while purchases are in flight, and clients that give
 up early. For the async and the blocking payment modes: 64 clients each send
 a purchase, the daemon gets SIGTERM while their payments are pending, and
   - every client gets a complete reply (201, 409 or 503, as JSON) or a closed

@@ -1,4 +1,4 @@
-"""syscalls.py: what a held purchase costs the loop in system calls, counted
+"""test_syscalls.py: what a held purchase costs the loop in system calls, counted
 with strace (a count, not a speed). With "workers": 0 and no payment
 latency, the reply to a purchase comes in a later loop iteration, after the
 ledger's commit; evhttp disables reading on the connection in between. The

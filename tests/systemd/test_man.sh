@@ -84,18 +84,18 @@ else
 	skip "conf/ticketd.conf not written yet"
 fi
 
-# Every key lib/conf.c accepts (its allowed-key lists) is in ticketd.conf(5).
-if [ -f "$S/lib/conf.c" ]; then
-	keys=$(sed -n '/static const char \*const keys\[\] = {/,/};/p' "$S/lib/conf.c" |
+# Every key daemon/conf.c accepts (its allowed-key lists) is in ticketd.conf(5).
+if [ -f "$S/daemon/conf.c" ]; then
+	keys=$(sed -n '/static const char \*const keys\[\] = {/,/};/p' "$S/daemon/conf.c" |
 		grep -oE '"[a-z_]+"' | tr -d '"' | sort -u)
 	missing=""
 	for k in $keys; do
 		grep -qE "^\.BR? $k( |\$)" "$man5" || missing="$missing $k"
 	done
 	test -n "$keys" && test -z "$missing"
-	ok $? "ticketd.conf(5) documents every key lib/conf.c accepts ($(echo $keys | wc -w))${missing:+; missing:$missing}"
+	ok $? "ticketd.conf(5) documents every key daemon/conf.c accepts ($(echo $keys | wc -w))${missing:+; missing:$missing}"
 else
-	skip "lib/conf.c not found"
+	skip "daemon/conf.c not found"
 fi
 
 # Every route of docs/api.md's table is in ticketd(8), as ".B METHOD /path"
