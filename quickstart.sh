@@ -12,7 +12,7 @@ top=$(pwd)
 
 PKGS="build-essential autoconf automake libtool pkg-config libevent-dev
 libjansson-dev libsystemd-dev libsqlite3-dev sqlite3 python3 curl wrk
-systemd clang libclang-rt-14-dev strace"
+systemd clang libclang-rt-14-dev strace pmccabe"
 
 missing=""
 for p in $PKGS; do
