@@ -1,8 +1,10 @@
 """ticketd_test.py: the harness every daemon test uses. It starts the real
 ticketd ($TICKETD) on port 0 with a private temp config and state dir,
 reads the bound port from the daemon's log ("listening on ADDR:PORT"),
-speaks HTTP to it with http.client, and stops it (SIGTERM, then SIGKILL after
-a timeout). A watchdog kills every daemon and ends the test if it hangs.
+speaks HTTP to it with http.client (or raw bytes: raw_request), and stops
+it (SIGTERM, then SIGKILL after a timeout). A watchdog kills every daemon
+and ends the test if it hangs. A test waits with wait_until (any condition)
+or Daemon.wait_log (a log line), never with a loop of its own.
 Daemons built with a sanitizer are slower: timeouts scale with
 $TICKETD_TIME_SCALE (default 1; the tests raise it themselves under TSan).
 """
@@ -14,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,6 +78,22 @@ def watchdog(seconds):
     return t
 
 
+def wait_until(predicate, timeout=10, what="the condition", interval=0.02):
+    """Calls predicate() every interval seconds until it returns a true
+    value, for at most timeout seconds times SCALE. Returns that value, or
+    on timeout the last false one after a diag line naming what, so that
+    the caller's own assertion fails with its own words."""
+    deadline = time.monotonic() + timeout * SCALE
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    if not value:
+        tap.diag("waited %.1f s in vain for %s" % (timeout * SCALE, what))
+    return value
+
+
 def base_config(**top):
     """A small valid config: two events, one with a vip tier. Keyword
     arguments replace top-level keys; nested dicts are merged one level."""
@@ -125,6 +144,23 @@ class HttpClient:
 
     def connect(self, timeout=30):
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout * SCALE)
+
+    def raw_connect(self, timeout=30):
+        """A plain TCP socket to the daemon (its timeout scaled), for the
+        bytes http.client would not send or would hide."""
+        return socket.create_connection((self.host, self.port), timeout=timeout * SCALE)
+
+    def raw_request(self, data, timeout=30):
+        """Sends data (bytes, as given) on a fresh connection and returns
+        every byte the server sends until it closes the connection."""
+        out = b""
+        with self.raw_connect(timeout) as s:
+            s.sendall(data)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out
+                out += chunk
 
     def request(self, method, path, body=None, headers=None, conn=None):
         """One request; a dict body is sent as JSON. Returns a Reply. Uses
@@ -188,19 +224,18 @@ class Daemon(HttpClient):
                                      stderr=self.logf)
         with _live_lock:
             _live.append(self)
-        deadline = time.monotonic() + timeout * SCALE
-        while time.monotonic() < deadline:
-            log = self.log(offset)
-            if " ready: " in log:
-                self.addrs = re.findall(r"listening on (\S+)", log)
-                host, port = self.addrs[0].rsplit(":", 1)
-                self.host = host.strip("[]")
-                self.port = int(port)
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError("ticketd exited with %d before it was ready:\n%s"
-                                   % (self.proc.returncode, log))
-            time.sleep(0.02)
+        wait_until(lambda: " ready: " in self.log(offset) or self.proc.poll() is not None,
+                   timeout, "ticketd's ready line")
+        log = self.log(offset)
+        if " ready: " in log:
+            self.addrs = re.findall(r"listening on (\S+)", log)
+            host, port = self.addrs[0].rsplit(":", 1)
+            self.host = host.strip("[]")
+            self.port = int(port)
+            return self
+        if self.proc.poll() is not None:
+            raise RuntimeError("ticketd exited with %d before it was ready:\n%s"
+                               % (self.proc.returncode, log))
         self.kill()
         raise RuntimeError("ticketd was not ready after %ss:\n%s" % (timeout, self.log()))
 
@@ -228,6 +263,14 @@ class Daemon(HttpClient):
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def wait_log(self, pattern, timeout=10, offset=0):
+        """Waits until the log from byte offset on matches the regular
+        expression pattern; returns the match, or None after timeout
+        (scaled, as in wait_until)."""
+        rx = re.compile(pattern)
+        return wait_until(lambda: rx.search(self.log(offset)), timeout,
+                          "a log line matching %r" % pattern)
 
     def send_signal(self, sig):
         self.proc.send_signal(sig)

@@ -6,7 +6,6 @@ changes any stock. Order ids survive a restart (new boot epoch).
 """
 import email.utils
 import re
-import socket
 import sys
 import threading
 import time
@@ -50,15 +49,7 @@ IMF_FIXDATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|
 def send_raw(request):
     """Sends request (bytes) on a fresh socket; returns all it reads up to
     the server's close."""
-    data = b""
-    with socket.create_connection(("127.0.0.1", d.port), timeout=30) as s:
-        s.sendall(request)
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return data
+    return d.raw_request(request)
 
 
 def raw_headers(method, path, body=b"", version=b"HTTP/1.1"):

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import tap
 from ticketd_test import SRCDIR, Daemon, base_config, run_ticketd, watchdog
@@ -225,9 +224,7 @@ d = Daemon(base_config()).start()
 os.remove(d.conf_path)
 os.mkfifo(d.conf_path)
 d.send_signal(signal.SIGHUP)
-deadline = time.monotonic() + 5
-while "not a regular file" not in d.log() and time.monotonic() < deadline:
-    time.sleep(0.05)
+d.wait_log("not a regular file", timeout=5)
 tap.ok("reload refused" in d.log() and (d.conf_path + ": not a regular file") in d.log(),
        "SIGHUP with the config replaced by a FIFO: the reload is refused")
 tap.eq(d.get("/healthz").status, 200, "and the daemon goes on serving")

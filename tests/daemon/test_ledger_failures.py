@@ -41,7 +41,7 @@ import time
 
 import tap
 from ticketd_test import SCALE, TICKETD, Daemon, base_config, is_error_body, run_ticketd, \
-    watchdog
+    wait_until, watchdog
 
 watchdog(200)
 tmp = tempfile.mkdtemp(prefix="ledger-fail-")
@@ -389,14 +389,15 @@ tap.ok("commit of" in d.log() and "failed" in d.log(), "the failure is logged")
 tap.eq(d.get("/v1/orders/" + got[0]["order"]).status, 200, "reads still work")
 # Expired keys are purged by the ledger (every idempotency_ttl_s): space
 # comes back and purchases work again, with no restart.
-deadline = time.monotonic() + 20 * SCALE
-r = None
-while time.monotonic() < deadline:
+
+
+def buy_later():
     r = d.post("/v1/events/big/purchase", {"buyer": "later", "quantity": 10},
                headers={"Idempotency-Key": "later-%d" % time.monotonic_ns()})
-    if r.status == 201:
-        break
-    time.sleep(0.25)
+    return r if r.status == 201 else None
+
+
+r = wait_until(buy_later, 20, "a purchase to succeed after the keys expire", interval=0.25)
 tap.eq(r.status if r else None, 201, "after the keys expire, a purchase succeeds again")
 tap.ok("succeed again" in d.log(), "the recovery is logged")
 tap.eq(d.event("big")["tiers"]["general"]["sold"], 10 * len(got) + 10, "sold counts it")

@@ -202,15 +202,9 @@ def reload_with(events):
     d.config["events"] = events
     d.write_config()
     d.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10 * SCALE
-    while time.monotonic() < deadline:
-        # Not "SIGHUP: reloading ...": only the line that ends the reload.
-        lines = [ln for ln in d.log(offset).splitlines()
-                 if "reloaded " in ln or "reload refused" in ln]
-        if lines:
-            return lines[-1]
-        time.sleep(0.02)
-    return ""
+    # Not "SIGHUP: reloading ...": only the line that ends the reload.
+    m = d.wait_log(r".*(?:reloaded |reload refused).*", 10, offset)
+    return m.group(0) if m else ""
 
 
 t_keep = threading.Thread(target=buy, args=("keep",))

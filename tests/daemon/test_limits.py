@@ -42,7 +42,7 @@ def roundtrip(s, req=GET, timeout=5):
 
 
 def connect():
-    return socket.create_connection((d.host, d.port), timeout=5 * SCALE)
+    return d.raw_connect(5)
 
 
 # Churn: connections that end in every way; none may stay counted.
@@ -151,7 +151,7 @@ def listeners(port):
 LOOPS, CONNS = 3, 60
 d = Daemon(base_config(io_threads=LOOPS, log_level="info")).start()
 tap.eq(listeners(d.port), LOOPS, "io_threads %d: %d listening sockets on the port" % (LOOPS, LOOPS))
-socks = [socket.create_connection((d.host, d.port), timeout=5 * SCALE) for _ in range(CONNS)]
+socks = [d.raw_connect(5) for _ in range(CONNS)]
 replies = [roundtrip(s) for s in socks]
 tap.ok(all(r and r.startswith(b"HTTP/1.1 200") for r in replies),
        "%d connections opened at once are all served" % CONNS)

@@ -18,10 +18,10 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 
 import tap
-from ticketd_test import SCALE, Daemon, base_config, is_error_body, run_ticketd, watchdog
+from ticketd_test import Daemon, base_config, is_error_body, run_ticketd, wait_until, \
+    watchdog
 
 watchdog(180)
 
@@ -468,13 +468,17 @@ tap.eq((value(fams, "ticketd_queue_depth"), value(fams, "ticketd_workers_busy"),
 extra = [d.connect() for _ in range(3)]
 for c in extra:
     d.get("/healthz", conn=c)
-deadline = time.monotonic() + 5 * SCALE
-while True:
+
+
+def gauge(name, conn=None):
+    """One scrape's value of the gauge name (None without it)."""
     _, fams, _ = scrape(d, conn)
-    n = value(fams or {}, "ticketd_connections_open")
-    if n == 4 or time.monotonic() > deadline:
-        break
-    time.sleep(0.05)
+    return value(fams or {}, name)
+
+
+wait_until(lambda: gauge("ticketd_connections_open", conn) == 4, 5,
+           "4 open connections", interval=0.05)
+n = gauge("ticketd_connections_open", conn)
 tap.eq(n, 4.0, "ticketd_connections_open counts the open connections")
 for c in extra:
     c.close()
@@ -499,24 +503,15 @@ def slow_buy(i):
 first = threading.Thread(target=slow_buy, args=(0,))
 first.start()
 busy = depth = None
-deadline = time.monotonic() + 10 * SCALE
-while time.monotonic() < deadline:         # the worker sleeps in the payment
-    _, fams, _ = scrape(d)
-    busy = value(fams or {}, "ticketd_workers_busy")
-    if busy == 1:
-        break
-    time.sleep(0.02)
+# the worker sleeps in the payment
+wait_until(lambda: gauge("ticketd_workers_busy") == 1, 10, "a busy worker")
+busy = gauge("ticketd_workers_busy")
 tap.eq(busy, 1.0, "ticketd_workers_busy is 1 while the only worker waits out a payment")
 others = [threading.Thread(target=slow_buy, args=(i,)) for i in range(1, 5)]
 for t in others:
     t.start()
-deadline = time.monotonic() + 10 * SCALE
-while time.monotonic() < deadline:
-    _, fams, _ = scrape(d)
-    depth = value(fams or {}, "ticketd_queue_depth")
-    if depth == 1:
-        break
-    time.sleep(0.02)
+wait_until(lambda: gauge("ticketd_queue_depth") == 1, 10, "a queued purchase")
+depth = gauge("ticketd_queue_depth")
 tap.eq(depth, 1.0, "ticketd_queue_depth is 1 with a purchase waiting behind it")
 for t in [first] + others:
     t.join()

@@ -32,7 +32,7 @@ import threading
 import time
 
 import tap
-from ticketd_test import SCALE, Daemon, base_config, is_error_body, watchdog
+from ticketd_test import SCALE, Daemon, base_config, is_error_body, wait_until, watchdog
 
 watchdog(400)
 TICK = os.sysconf("SC_CLK_TCK")
@@ -59,7 +59,7 @@ def nfds(pid):
 
 
 def connect(d):
-    return socket.create_connection((d.host, d.port), timeout=10 * SCALE)
+    return d.raw_connect(10)
 
 
 def read_reply(s, timeout=10):
@@ -352,16 +352,16 @@ def fire_and_leave(d, n, quantity):
 
 def quiet_tiers(d, settle):
     """The flash sale's general tier once nothing moves for `settle` s."""
-    last, since = None, time.monotonic()
-    deadline = time.monotonic() + 30 * SCALE
-    while time.monotonic() < deadline:
+    seen = {"last": None, "since": time.monotonic()}
+
+    def settled():
         t = d.event("flash-sale")["tiers"]["general"]
-        if t != last:
-            last, since = t, time.monotonic()
-        elif time.monotonic() - since >= settle:
-            return t
-        time.sleep(0.05)
-    return last
+        if t != seen["last"]:
+            seen["last"], seen["since"] = t, time.monotonic()
+            return None
+        return t if time.monotonic() - seen["since"] >= settle else None
+
+    return wait_until(settled, 30, "the flash sale to settle", interval=0.05) or seen["last"]
 
 
 for mode, lat, decline in (("async", 100, 0.0), ("blocking", 100, 0.0),

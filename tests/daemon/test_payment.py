@@ -22,7 +22,7 @@ import threading
 import time
 
 import tap
-from ticketd_test import SCALE, Daemon, base_config, is_error_body, watchdog
+from ticketd_test import SCALE, Daemon, base_config, is_error_body, wait_until, watchdog
 
 watchdog(120)
 
@@ -132,8 +132,7 @@ class _Stream:
 clients = {"rst": [], "pipelined": [], "halfclosed": []}
 for kind, n in (("rst", 4), ("pipelined", 2), ("halfclosed", 2)):
     for i in range(n):
-        s = socket.create_connection((d.host, d.port))
-        s.settimeout(30 * SCALE)
+        s = d.raw_connect(30)
         s.sendall(purchase_bytes(b"%s%d" % (kind.encode(), i)))
         clients[kind].append(s)
 time.sleep(0.2 * SCALE)                  # the purchases are now waiting on their payment
@@ -156,10 +155,8 @@ tap.eq([_Stream(s).reply()[0] for s in clients["halfclosed"]], [201] * 2,
        "a client that half-closed during the payment still gets its 201")
 for s in clients["pipelined"] + clients["halfclosed"]:
     s.close()
-deadline = time.monotonic() + 10 * SCALE
-while time.monotonic() < deadline and \
-        d.event("flash-sale")["tiers"]["general"]["sold"] < 10:
-    time.sleep(0.05)
+wait_until(lambda: d.event("flash-sale")["tiers"]["general"]["sold"] >= 10, 10,
+           "10 tickets sold", interval=0.05)
 tap.eq(d.event("flash-sale")["tiers"]["general"]["sold"], 10,
        "every purchase completed: 4 of reset clients, 4 pipelined, 2 half-closed (sold 10)")
 d.finish("held-connection daemon")
@@ -197,9 +194,9 @@ def metric(text, pattern):
 
 th_a = threading.Thread(target=buy, args=("a", 1))
 th_a.start()
-deadline = time.monotonic() + 10 * SCALE
-while time.monotonic() < deadline and d.event("last")["tiers"]["general"]["available"] != 1:
-    time.sleep(0.02)                      # A holds its ticket and sleeps in its payment
+# A holds its ticket and sleeps in its payment.
+wait_until(lambda: d.event("last")["tiers"]["general"]["available"] == 1, 10,
+           "A's ticket held")
 b = d.purchase("last", buyer="b", quantity=3)
 t_b = time.monotonic()
 tap.ok(b.status == 409 and is_error_body(b, "sold_out") and b.json.get("available") == 1 and
@@ -207,9 +204,9 @@ tap.ok(b.status == 409 and is_error_body(b, "sold_out") and b.json.get("availabl
        "sold out with the only worker busy: 409 sold_out, available 1 (%r)" % (b,))
 th_c = threading.Thread(target=buy, args=("c", 1))
 th_c.start()
-while time.monotonic() < deadline and \
-        metric(d.get("/metrics").body.decode(), "ticketd_queue_depth") != 1:
-    time.sleep(0.02)                      # C waits in the full queue
+# C waits in the full queue.
+wait_until(lambda: metric(d.get("/metrics").body.decode(), "ticketd_queue_depth") == 1, 10,
+           "C in the queue")
 dd, e = d.purchase("last", buyer="d", quantity=3), d.purchase("last", buyer="e", quantity=1)
 tap.eq((dd.status, is_error_body(dd, "sold_out"), e.status, is_error_body(e, "overloaded")),
        (409, True, 503, True),

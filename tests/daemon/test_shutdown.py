@@ -13,13 +13,12 @@ drain that times out still exits 0 with consistent figures.
 import http.client
 import json
 import re
-import socket
 import sys
 import threading
 import time
 
 import tap
-from ticketd_test import SCALE, Daemon, base_config, watchdog
+from ticketd_test import SCALE, Daemon, base_config, wait_until, watchdog
 
 watchdog(180)
 CLIENTS = 64
@@ -126,7 +125,7 @@ d.cleanup()
 # ---- a client that disconnects before its reply ----------------------------------------
 d = Daemon(base_config(payment={"latency_ms": 300, "mode": "async"})).start()
 for i in range(5):
-    s = socket.create_connection((d.host, d.port))
+    s = d.raw_connect()
     body = b'{"buyer":"gone","quantity":2}'
     s.sendall(b"POST /v1/events/concert/purchase HTTP/1.1\r\nHost: x\r\n"
               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
@@ -135,12 +134,9 @@ for i in range(5):
 time.sleep(0.2 * SCALE)
 r = d.purchase("concert", buyer="stays", quantity=1)
 tap.eq(r.status, 201, "gone: a purchase after the dropped ones still works")
-deadline = time.monotonic() + 10 * SCALE
-while time.monotonic() < deadline:
-    gen = d.event("concert")["tiers"]["general"]
-    if gen["sold"] == 11:
-        break
-    time.sleep(0.05)
+wait_until(lambda: d.event("concert")["tiers"]["general"]["sold"] == 11, 10,
+           "11 tickets sold", interval=0.05)
+gen = d.event("concert")["tiers"]["general"]
 tap.eq(gen, {"capacity": 900, "available": 889, "sold": 11},
        "gone: purchases whose client left were fully confirmed (5 x 2 + 1 sold)")
 d.finish("gone daemon")

@@ -12,10 +12,9 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 
 import tap
-from ticketd_test import SANITIZER, SCALE, Daemon, base_config, watchdog
+from ticketd_test import SANITIZER, SCALE, Daemon, base_config, wait_until, watchdog
 
 watchdog(120)
 N = 200
@@ -56,9 +55,7 @@ def count_epoll_ctl(label, workers, latency_ms):
     st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out,
                            "-p", str(d.proc.pid)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10 * SCALE
-    while time.monotonic() < deadline and st.poll() is None and not traced(d.proc.pid):
-        time.sleep(0.02)
+    wait_until(lambda: st.poll() is not None or traced(d.proc.pid), 10, "strace attached")
     if st.poll() is not None or not traced(d.proc.pid):
         err = st.communicate()[1].decode(errors="replace").strip() if st.poll() is not None \
             else ""

@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tap  # noqa: E402
 from sdticketd import SCALE, SdTicketd, base_config  # noqa: E402
-from ticketd_test import watchdog  # noqa: E402
+from ticketd_test import wait_until, watchdog  # noqa: E402
 
 watchdog(300)
 
@@ -204,10 +204,8 @@ def dropped_in_flight():
         if "reload refused" in log:
             tap.diag(log[-1500:])
         tap.eq(res, {"a": 201, "b": 201}, "the queued purchase still completes (201)")
-        deadline = time.monotonic() + 15 * SCALE
-        while "a purchase in flight when a reload dropped it" not in t.stderr() and \
-                time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: "a purchase in flight when a reload dropped it" in t.stderr(), 15,
+                   "the dropped event's check", interval=0.2)
         tap.ok("event late: a purchase in flight when a reload dropped it sold 1 tickets"
                in t.stderr(), "a later check logs that the dropped event has sales now")
         tap.eq(t.stop(), 0, "dropped in flight: exit 0")

@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tap  # noqa: E402
 from sdticketd import SANITIZED, SdTicketd, base_config  # noqa: E402
-from ticketd_test import watchdog  # noqa: E402
+from ticketd_test import wait_until, watchdog  # noqa: E402
 
 watchdog(300)
 
@@ -81,9 +81,8 @@ def stalled_loop():
         tap.ok(pre is not None, "before the stall, pings flow")
         # The stall begins stall_ms after the loops start, and says so; a
         # check right after it may still see the beats from before it.
-        deadline = time.monotonic() + 30 * WD
-        while "stalling on purpose" not in t.stderr() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: "stalling on purpose" in t.stderr(), 30 * WD,
+                   "the stall's log line", interval=0.05)
         time.sleep(0.6 * WD)
         t_stall = time.monotonic()
         time.sleep(2.5 * WD)
