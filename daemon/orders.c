@@ -462,7 +462,8 @@ int orders_audit(const struct conf *c, FILE *out, FILE *errf)
 		for (int p = 0; p < SELLER_NPOOLS; p++)
 			caps[i].capacity[p] = c->events[i].capacity[p];
 	}
-	rc = ledger_audit(c->state_dir, caps, c->nevents, out, &rep, err, sizeof(err));
+	rc = ledger_audit(&(struct ledger_options){ .state_dir = c->state_dir }, caps,
+			  c->nevents, out, &rep, err, sizeof(err));
 	free(caps);
 	fflush(out);
 	if (rc < 0) {

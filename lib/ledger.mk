@@ -1,6 +1,7 @@
-# lib/ledger.mk: the durable order ledger in libticket, and its tests.
-lib_libticket_la_SOURCES += lib/ledger.h lib/ledger_db.h lib/ledger.c lib/ledger_audit.c \
-	lib/ledger_hash.c
+# lib/ledger.mk: the durable order ledger in libticket (the interface and
+# its SQLite engine), and its tests.
+lib_libticket_la_SOURCES += lib/ledger.h lib/ledger.c lib/ledger_hash.c \
+	lib/ledger_sqlite.h lib/ledger_sqlite_db.h lib/ledger_sqlite.c lib/ledger_sqlite_audit.c
 
 LEDGER_TEST_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS) -I$(top_srcdir)/tests
 LEDGER_TEST_LDADD = lib/libticket.la
