@@ -4,7 +4,8 @@
  * moves up to the new epoch), reads what was sold for
  * the catalog, hands out order ids (boot epoch plus one atomic counter),
  * and turns commits, stored replies and refunds into ledger requests whose
- * done() calls the caller's. Nothing here holds a lock of its own: the
+ * done() calls the caller's. Everything else (holding, reads, counters)
+ * callers ask of the ledger itself (ledger.h), through orders_ledger. Nothing here holds a lock of its own: the
  * sold table is written once at open and only read after; the sequence is
  * an atomic; the ledger guards its queue and its read connections.
  */
@@ -339,9 +340,9 @@ void orders_close(struct orders *o)
 	free(o);
 }
 
-uint64_t orders_epoch(const struct orders *o)
+struct ledger *orders_ledger(const struct orders *o)
 {
-	return o->epoch;
+	return o->ledger;
 }
 
 int64_t orders_sold(void *arg, const char *event, enum seller_pool pool)
@@ -414,36 +415,6 @@ void orders_refund(struct orders *o, struct orders_commit *c, const char *id)
 	r->op = LEDGER_OP_REFUND;
 	r->refund_id = id;
 	submit(o, c);
-}
-
-void orders_hold(struct orders *o)
-{
-	ledger_hold(o->ledger);
-}
-
-void orders_flush(struct orders *o)
-{
-	ledger_flush(o->ledger);
-}
-
-void orders_release(struct orders *o)
-{
-	ledger_release(o->ledger);
-}
-
-int orders_find(struct orders *o, const char *id, struct ledger_order **out)
-{
-	return ledger_get_order(o->ledger, id, out);
-}
-
-int orders_idem_lookup(struct orders *o, const char *key, struct ledger_idem **out)
-{
-	return ledger_idem_lookup(o->ledger, key, out);
-}
-
-void orders_stats(struct orders *o, struct ledger_stats *out)
-{
-	ledger_stats(o->ledger, out);
 }
 
 int orders_audit(const struct conf *c, FILE *out, FILE *errf)
