@@ -99,7 +99,8 @@ struct ledger {
 int ledger_open(const struct ledger_options *opt, struct ledger **out,
 		char *err, size_t errlen);
 /* Commits everything already submitted, calls its done()s, stops the
- * engine's threads and closes the ledger. No submit or read may run concurrently. */
+ * engine's threads and closes the ledger. No submit or read may run
+ * concurrently. */
 void ledger_close(struct ledger *l);
 /* The same, and copies the final counters (everything committed, the last
  * batches included) into *final first. */
@@ -195,7 +196,7 @@ int ledger_submit(struct ledger *l, struct ledger_req *r);
  * ledger_release hand the whole list to the engine in one call (SQLite:
  * one lock and one wakeup), so a worker that confirms a burst of orders
  * lands them in one batch instead of waking the engine for the first
- * alone. This is done here, once, above every engine. Requests accepted while
+ * alone; this is done here, above every engine. Requests accepted while
  * holding get their done() as usual (with -ESHUTDOWN, from the releasing
  * thread, if the ledger closed meanwhile). Hold around a short run of work,
  * never across a wait. */
@@ -363,7 +364,8 @@ struct ledger_ops {
 				      int64_t sold),
 			    void *arg);
 	void (*stats)(struct ledger *l, struct ledger_stats *out);
-	/* ledger_audit, without an open ledger (rep never NULL). */
+	/* ledger_audit, without an open ledger (rep never NULL, already
+	 * zeroed; err already ""). */
 	int (*audit)(const struct ledger_options *opt, const struct ledger_capacity *caps,
 		     size_t ncaps, FILE *out, struct ledger_audit_report *rep,
 		     char *err, size_t errlen);
