@@ -668,7 +668,7 @@ static void on_pay_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!lp->settling) {
 		lp->settling = 1;
-		orders_hold(lp->http->env->orders);
+		ledger_hold(lp->http->env->ledger);
 		event_active(lp->settle_ev, EV_TIMEOUT, 0);
 	}
 	purchase_settle(j); /* ends in http_job_done, maybe at once */
@@ -682,7 +682,7 @@ static void on_settled(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	lp->settling = 0;
-	orders_release(lp->http->env->orders);
+	ledger_release(lp->http->env->ledger);
 }
 
 /* Handles a job that came back to its loop: arms the payment timer, or
@@ -1100,7 +1100,7 @@ static void run_inline(struct http_loop *lp, struct pool_task *t)
 		t = next;
 	}
 	if (own)
-		orders_hold(lp->http->env->orders);
+		ledger_hold(lp->http->env->ledger);
 	while (list) {
 		t = list;
 		list = t->next;
@@ -1109,7 +1109,7 @@ static void run_inline(struct http_loop *lp, struct pool_task *t)
 		purchase_work(t, NULL);
 	}
 	if (own)
-		orders_release(lp->http->env->orders);
+		ledger_release(lp->http->env->ledger);
 }
 
 /* Runs after the other callbacks of the loop iteration that queued jobs
@@ -1498,7 +1498,7 @@ static void *loop_main(void *arg)
 		log_err("loop %u: event loop failed", lp->index);
 	if (lp->settling) { /* stopped between a payment timer and on_settled */
 		lp->settling = 0;
-		orders_release(h->env->orders);
+		ledger_release(h->env->ledger);
 	}
 	log_info("loop %u: served %llu requests on %llu connections (%llu cut off "
 		 "at a deadline)", lp->index,

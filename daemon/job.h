@@ -55,7 +55,8 @@ enum job_result {
 
 /* What a worker needs besides the job itself; shared, read-only. */
 struct job_env {
-	struct orders *orders;
+	struct orders *orders;        /* order ids, commits, refunds */
+	struct ledger *ledger;        /* holding, reads: orders_ledger(orders) */
 	struct payment *payment;
 	struct idem *idem;            /* Idempotency-Keys in flight */
 	struct admin *admin;          /* the operator token */

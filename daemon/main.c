@@ -259,7 +259,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 /* The ledger's counters for a scrape (metrics_ledger_fn). */
 static void ledger_figures(void *arg, struct ledger_stats *out)
 {
-	orders_stats(arg, out);
+	ledger_stats(arg, out);
 }
 
 /* Logs the final figures of every event. */
@@ -350,17 +350,17 @@ fail:
 	return -1;
 }
 
-/* A worker's batch (arg: the orders): the replies it finishes and the
+/* A worker's batch (arg: the ledger): the replies it finishes and the
  * orders it confirms are handed on at its end, each in one go. */
 static void work_batch_begin(void *arg)
 {
 	http_batch_begin(NULL);
-	orders_hold(arg);
+	ledger_hold(arg);
 }
 
 static void work_batch_end(void *arg)
 {
-	orders_release(arg);
+	ledger_release(arg);
 	http_batch_end(NULL);
 }
 
@@ -439,7 +439,7 @@ static int run(struct conf **cp, const struct options *o)
 			log_err("%s", err);
 			goto out;
 		}
-		metrics_set_ledger(ledger_figures, orders);
+		metrics_set_ledger(ledger_figures, orders_ledger(orders));
 	}
 	if (catalog_create(c, orders_sold, orders, &d.cat, err, sizeof(err)) < 0 ||
 	    admin_open(c, &admin, err, sizeof(err)) < 0) {
@@ -452,12 +452,14 @@ static int run(struct conf **cp, const struct options *o)
 	}
 	if (payment_create(c->payment.latency_ms, c->payment.decline_rate,
 			   c->payment.mode, &payment) < 0 ||
-	    pool_create(c->workers, c->queue_depth, &pool_ops, orders, &d.pool) < 0) {
+	    pool_create(c->workers, c->queue_depth, &pool_ops, orders_ledger(orders),
+			&d.pool) < 0) {
 		log_err("cannot start the worker pool");
 		goto out;
 	}
 	pool_set_tick(d.pool, tick_ms);
 	env.orders = orders;
+	env.ledger = orders_ledger(orders);
 	env.payment = payment;
 	env.idem = idem;
 	env.admin = admin;
@@ -472,7 +474,8 @@ static int run(struct conf **cp, const struct options *o)
 			.cancel = purchase_cancel,
 		};
 
-		if (pool_create(2, c->queue_depth, &read_ops, orders, &reads) < 0) {
+		if (pool_create(2, c->queue_depth, &read_ops, orders_ledger(orders),
+				&reads) < 0) {
 			log_err("cannot start the ledger reads pool");
 			goto out;
 		}
@@ -526,7 +529,7 @@ static int run(struct conf **cp, const struct options *o)
 		   "payment %s %u ms, state_dir %s (epoch %llu)", PACKAGE_VERSION,
 		   catalog_count(d.cat), c->io_threads, c->workers, c->core->name,
 		   conf_payment_mode_name(c->payment.mode), c->payment.latency_ms,
-		   c->state_dir, (unsigned long long)orders_epoch(orders));
+		   c->state_dir, (unsigned long long)ledger_epoch(orders_ledger(orders)));
 	pthread_sigmask(SIG_UNBLOCK, &mainsigs, NULL);
 	service_ready(d.svc);
 	event_base_dispatch(d.base);

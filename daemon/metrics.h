@@ -37,7 +37,7 @@ struct job;
 struct ledger_stats;
 struct pool;
 
-/* Copies the ledger's counters (e.g. orders_stats); any thread. */
+/* Copies the ledger's counters (e.g. ledger_stats); any thread. */
 typedef void (*metrics_ledger_fn)(void *arg, struct ledger_stats *out);
 
 /* The routes requests are counted by (a fixed set, never raw paths). */

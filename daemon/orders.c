@@ -4,7 +4,8 @@
  * moves up to the new epoch), reads what was sold for
  * the catalog, hands out order ids (boot epoch plus one atomic counter),
  * and turns commits, stored replies and refunds into ledger requests whose
- * done() calls the caller's. Nothing here holds a lock of its own: the
+ * done() calls the caller's. Everything else (holding, reads, counters)
+ * callers ask of the ledger itself (ledger.h), through orders_ledger. Nothing here holds a lock of its own: the
  * sold table is written once at open and only read after; the sequence is
  * an atomic; the ledger guards its queue and its read connections.
  */
@@ -339,9 +340,9 @@ void orders_close(struct orders *o)
 	free(o);
 }
 
-uint64_t orders_epoch(const struct orders *o)
+struct ledger *orders_ledger(const struct orders *o)
 {
-	return o->epoch;
+	return o->ledger;
 }
 
 int64_t orders_sold(void *arg, const char *event, enum seller_pool pool)
@@ -416,36 +417,6 @@ void orders_refund(struct orders *o, struct orders_commit *c, const char *id)
 	submit(o, c);
 }
 
-void orders_hold(struct orders *o)
-{
-	ledger_hold(o->ledger);
-}
-
-void orders_flush(struct orders *o)
-{
-	ledger_flush(o->ledger);
-}
-
-void orders_release(struct orders *o)
-{
-	ledger_release(o->ledger);
-}
-
-int orders_find(struct orders *o, const char *id, struct ledger_order **out)
-{
-	return ledger_get_order(o->ledger, id, out);
-}
-
-int orders_idem_lookup(struct orders *o, const char *key, struct ledger_idem **out)
-{
-	return ledger_idem_lookup(o->ledger, key, out);
-}
-
-void orders_stats(struct orders *o, struct ledger_stats *out)
-{
-	ledger_stats(o->ledger, out);
-}
-
 int orders_audit(const struct conf *c, FILE *out, FILE *errf)
 {
 	struct ledger_capacity *caps = calloc(c->nevents, sizeof(*caps));
@@ -462,7 +433,8 @@ int orders_audit(const struct conf *c, FILE *out, FILE *errf)
 		for (int p = 0; p < SELLER_NPOOLS; p++)
 			caps[i].capacity[p] = c->events[i].capacity[p];
 	}
-	rc = ledger_audit(c->state_dir, caps, c->nevents, out, &rep, err, sizeof(err));
+	rc = ledger_audit(&(struct ledger_options){ .state_dir = c->state_dir }, caps,
+			  c->nevents, out, &rep, err, sizeof(err));
 	free(caps);
 	fflush(out);
 	if (rc < 0) {

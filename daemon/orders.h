@@ -7,8 +7,10 @@
  * which runs on the ledger thread once its batch is durable (or failed). A
  * purchase is confirmed, and its 201 sent, only from done(status 0); on a
  * negative status nothing was stored and the caller gives the tickets back.
- * The reads (orders_find, orders_idem_lookup) run in the calling thread and
- * may block on the disk: call them on a worker, never on an event loop.
+ * Holding (ledger_hold), the reads (ledger_get_order, ledger_idem_lookup)
+ * and the counters (ledger_stats) are the ledger's own: callers use
+ * ledger.h on orders_ledger(). The reads run in the calling thread and may
+ * block on the disk: call them on a worker, never on an event loop.
  *
  * Order ids are "<boot epoch>-<sequence>": the ledger bumps the epoch
  * durably at every start, above the floor kept in the state dir's epoch
@@ -87,7 +89,9 @@ int orders_open(const struct orders_options *opt, struct orders **out,
 /* Answers every request still queued, logs the ledger's figures (batch
  * sizes, commit times) and closes it. */
 void orders_close(struct orders *o);
-uint64_t orders_epoch(const struct orders *o);
+/* The open ledger (ledger.h), for what orders adds nothing to: holding,
+ * reads, counters, the boot epoch. Valid until orders_close. */
+struct ledger *orders_ledger(const struct orders *o);
 
 /* Tickets sold of (event, pool) as the ledger had them at open: a
  * catalog_sold_fn (arg: the struct orders). */
@@ -103,21 +107,6 @@ void orders_commit(struct orders *o, struct orders_commit *c);
 void orders_remember(struct orders *o, struct orders_commit *c);
 /* Marks order id refunded (id must stay valid until done). */
 void orders_refund(struct orders *o, struct orders_commit *c, const char *id);
-
-/* Around a run of work on one thread (a worker's batch, a loop's inline
- * jobs): the requests it submits reach the ledger together at
- * orders_release (or orders_flush), in one batch (ledger_hold). */
-void orders_hold(struct orders *o);
-void orders_flush(struct orders *o);
-void orders_release(struct orders *o);
-
-/* Reads order id into *out (free() it): 0, -ENOENT, or -errno. May block. */
-int orders_find(struct orders *o, const char *id, struct ledger_order **out);
-/* Reads the live idempotency record of key (free() it): 0, -ENOENT, or
- * -errno. May block. */
-int orders_idem_lookup(struct orders *o, const char *key, struct ledger_idem **out);
-/* The ledger's counters (for status and metrics). */
-void orders_stats(struct orders *o, struct ledger_stats *out);
 
 /* ticketd --audit: checks the ledger in c->state_dir offline against c's
  * capacities, printing the figures to out and problems to errf. Returns

@@ -151,7 +151,7 @@ static int64_t buyable(struct seller *s, enum seller_pool tier)
 
 int purchase_find_order(struct job *j, struct ledger_order **o)
 {
-	int rc = orders_find(j->env->orders, j->order_id, o);
+	int rc = ledger_get_order(j->env->ledger, j->order_id, o);
 
 	if (rc == -ENOENT) {
 		purchase_done(j, JOB_NOT_FOUND, 0);
@@ -196,7 +196,7 @@ static int idempotent(struct job *j)
 		purchase_done(j, JOB_REPLY, 0);
 		return 1;
 	}
-	rc = orders_idem_lookup(j->env->orders, j->idem_key, &rec);
+	rc = ledger_idem_lookup(j->env->ledger, j->idem_key, &rec);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0) {
@@ -264,7 +264,7 @@ static void run(struct job *j)
 	} else if (j->plan.mode == CONF_PAYMENT_BLOCKING) {
 		/* Replies and commits held by this worker go out first. */
 		http_job_flush();
-		orders_flush(j->env->orders);
+		ledger_flush(j->env->ledger);
 		payment_sleep(&j->plan);
 		purchase_settle(j);
 	} else {

@@ -1,21 +1,24 @@
 /*
- * ledger.h: the durable order ledger of libticket. One SQLite database in WAL
- * mode (STATE_DIR/ledger.db) holds every confirmed order (its ticket codes
- * derive from its id), refunds and the idempotency keys; docs/ledger.md has
- * the schema.
+ * ledger.h: the durable order ledger of libticket, whatever engine keeps it.
+ * The ledger holds every confirmed order (its ticket codes derive from its
+ * id), refunds and the idempotency keys. This header is the interface the
+ * daemon and the tests use, and the seam (struct ledger_ops) where an
+ * engine plugs in: today's one is SQLite (ledger_sqlite.h); docs/
+ * architecture.md, "The store seam", says what another one must do.
  *
- * Threads. ledger_open starts one ledger thread, which owns the only write
- * connection. Any thread submits requests (ledger_submit): the call appends a
- * caller-owned struct ledger_req to a list under a mutex and returns; it
- * neither allocates nor does I/O. The ledger thread takes everything queued,
- * runs it in one transaction with one sync (group commit), then calls each
- * request's done() on the ledger thread. Reads (ledger_get_order,
- * ledger_idem_lookup, ledger_foreach_sold) run in the calling thread on a
- * small pool of read-only connections and see only committed data.
+ * Threads. ledger_open starts what the engine needs (SQLite: one ledger
+ * thread, which owns the only write connection). Any thread submits
+ * requests (ledger_submit): the call hands a caller-owned struct ledger_req
+ * to the engine and returns; it neither allocates nor does I/O. The engine
+ * commits what was queued in as few transactions as it can (group commit)
+ * and then calls each request's done() on its own thread. Reads
+ * (ledger_get_order, ledger_idem_lookup, ledger_foreach_sold) run in the
+ * calling thread, may block, and see only committed data.
  *
  * What crosses the border: pointers in a submitted request stay the caller's
  * and must stay valid until done() runs; done() gets the request back and
  * may free or reuse it. Reads return malloc'd results the caller frees.
+ * The wrappers below check every argument before an engine sees it.
  */
 #ifndef TICKETD_LEDGER_H
 #define TICKETD_LEDGER_H
@@ -25,10 +28,6 @@
 #include <stdio.h>
 
 #include "seller.h"
-
-#define LEDGER_DB_NAME "ledger.db"       /* file name inside state_dir */
-#define LEDGER_SCHEMA_VERSION 2          /* PRAGMA user_version this build writes;
-					  * it upgrades schema 1 files at open */
 
 #define LEDGER_ID_MAX 64                 /* order id, bytes */
 #define LEDGER_EVENT_MAX 128             /* event id, bytes */
@@ -51,7 +50,10 @@ enum ledger_sync {
 	LEDGER_SYNC_OFF = 1,
 };
 
+struct ledger_ops;
+
 struct ledger_options {
+	const struct ledger_ops *engine; /* NULL = SQLite (ledger_sqlite_ops) */
 	const char *state_dir;       /* created (mode 0750) if missing; required */
 	enum ledger_sync sync;       /* LEDGER_SYNC_FULL unless told otherwise */
 	int64_t idempotency_ttl_s;   /* keys older than this are gone; 0 = 86400 */
@@ -82,19 +84,23 @@ struct ledger_options {
 	void *batch_arg;
 };
 
-struct ledger;
 struct ledger_stats;
 
-/* Opens (creating if needed) STATE_DIR/ledger.db, checks it (quick_check,
- * schema version), bumps the boot epoch durably and starts the ledger
- * thread. Returns 0, or -errno with the cause in err: an uncreatable or
- * unwritable dir, a read-only or corrupt database, a file that is not a
- * SQLite database (never touched, never recreated), a newer schema, or a
- * ledger held by another process. */
+/* An open ledger. Every engine's own struct starts with this header. */
+struct ledger {
+	const struct ledger_ops *ops;
+	uint64_t epoch;              /* set by the engine's open, read-only after */
+};
+
+/* Opens opt->engine's ledger under opt->state_dir: it checks what is
+ * stored, bumps the boot epoch durably and starts the engine's threads.
+ * Returns 0, or -errno with the cause in err (-EINVAL for bad options; the
+ * SQLite engine's other causes are in ledger_sqlite.h). */
 int ledger_open(const struct ledger_options *opt, struct ledger **out,
 		char *err, size_t errlen);
-/* Commits everything already submitted, calls its done()s, stops the thread
- * and closes the database. No submit or read may run concurrently. */
+/* Commits everything already submitted, calls its done()s, stops the
+ * engine's threads and closes the ledger. No submit or read may run
+ * concurrently. */
 void ledger_close(struct ledger *l);
 /* The same, and copies the final counters (everything committed, the last
  * batches included) into *final first. */
@@ -174,21 +180,23 @@ struct ledger_req {
 		enum seller_pool pool;   /* where to release the tickets */
 		unsigned quantity;
 	} refunded;
-	/* private to the ledger */
+	/* private to the ledger: next chains the requests handed to an
+	 * engine; after that both are the engine's */
 	struct ledger_req *next;
 	int result;
 };
 
-/* Queues r for the ledger thread. 0: done() will be called exactly once.
+/* Queues r for the engine. 0: done() will be called exactly once.
  * -EINVAL (bad op, missing done, a field out of range) or -ESHUTDOWN (the
  * ledger is closing): done() is never called. Never blocks on I/O. */
 int ledger_submit(struct ledger *l, struct ledger_req *r);
 
 /* Between ledger_hold and ledger_release (same thread), ledger_submit only
  * checks a request and keeps it in a thread-local list; ledger_flush and
- * ledger_release append the whole list with one lock and one wakeup, so a
- * worker that confirms a burst of orders lands them in one batch instead
- * of waking the ledger thread for the first alone. Requests accepted while
+ * ledger_release hand the whole list to the engine in one call (SQLite:
+ * one lock and one wakeup), so a worker that confirms a burst of orders
+ * lands them in one batch instead of waking the engine for the first
+ * alone; this is done here, above every engine. Requests accepted while
  * holding get their done() as usual (with -ESHUTDOWN, from the releasing
  * thread, if the ledger closed meanwhile). Hold around a short run of work,
  * never across a wait. */
@@ -281,6 +289,8 @@ void ledger_stats(struct ledger *l, struct ledger_stats *out);
 /* The upper bound (exclusive) of histogram bucket i: 2^i; UINT64_MAX for
  * the last bucket. */
 uint64_t ledger_hist_bound(unsigned i);
+/* The bucket of value v: its bit length, capped at the last bucket. */
+unsigned ledger_hist_bucket(uint64_t v);
 
 /* ---- audit (offline) -------------------------------------------------------- */
 
@@ -307,16 +317,58 @@ struct ledger_audit_report {
 	unsigned idem_orphans;       /* idempotency records of missing orders */
 };
 
-/* Reads STATE_DIR/ledger.db read-only (the daemon may be running) and checks
- * it against caps: sold <= capacity per event and pool, refunds consistent,
- * the counts table equal to the sums over the orders, and in a schema 1
- * file (not yet upgraded) every stored ticket code once, ticket count ==
- * quantity, and every row the derived "<id>-<n>" (else a daemon would
- * refuse to upgrade it). Prints the figures and every problem to out.
- * Returns 0 if everything holds, 1 if a check failed (rep says which, if
- * not NULL), or -errno with the cause in err if the ledger can't be read. */
-int ledger_audit(const char *state_dir, const struct ledger_capacity *caps,
+/* Reads opt->engine's ledger under opt->state_dir read-only (the daemon may
+ * be running; only engine and state_dir of opt are used) and checks it
+ * against caps: sold <= capacity per event and pool, refunds consistent,
+ * and what the engine keeps besides the orders (SQLite: the counts table;
+ * in a schema 1 file, the stored ticket rows) consistent with them. Prints
+ * the figures and every problem to out. Returns 0 if everything holds, 1
+ * if a check failed (rep says which, if not NULL), or -errno with the cause
+ * in err if the ledger can't be read. */
+int ledger_audit(const struct ledger_options *opt, const struct ledger_capacity *caps,
 		 size_t ncaps, FILE *out, struct ledger_audit_report *rep,
 		 char *err, size_t errlen);
+
+/* ---- the engine seam ------------------------------------------------------- */
+
+/* One engine's operations. The ledger_* wrappers above check the options and
+ * every request before an engine sees them, and keep the hold/flush/release
+ * lists themselves: an engine only ever receives checked requests, chained
+ * through their next field. docs/architecture.md, "The store seam", has who
+ * calls what on which thread. */
+struct ledger_ops {
+	const char *name;            /* e.g. "sqlite" */
+	/* Opens the ledger (options already checked), sets (*out)->ops and
+	 * ->epoch (above opt->min_epoch), calls opt->sold_check for what was
+	 * sold before it writes anything, starts its threads. 0 or -errno with
+	 * err filled. Called once, with nothing else running. */
+	int (*open)(const struct ledger_options *opt, struct ledger **out,
+		    char *err, size_t errlen);
+	/* Commits what it took, calls every owed done(), copies the final
+	 * counters into *final if not NULL, and frees l. Nothing else runs. */
+	void (*close)(struct ledger *l, struct ledger_stats *final);
+	/* Takes the chain head..tail (n requests, linked by next, tail->next
+	 * NULL): 0, and every done() will run once, on the engine's thread,
+	 * after its batch committed or failed, between the options' batch_begin
+	 * and batch_end; or -ESHUTDOWN (closing) and none of it was taken. Any
+	 * thread; must not block on I/O. */
+	int (*submit)(struct ledger *l, struct ledger_req *head, struct ledger_req *tail,
+		      uint64_t n);
+	/* The reads of ledger_get_order, ledger_idem_lookup (id and key already
+	 * checked for length; *out already NULL), ledger_foreach_sold and
+	 * ledger_stats. Any thread, concurrently; may block. */
+	int (*get_order)(struct ledger *l, const char *id, struct ledger_order **out);
+	int (*idem_lookup)(struct ledger *l, const char *key, struct ledger_idem **out);
+	int (*foreach_sold)(struct ledger *l,
+			    int (*cb)(void *arg, const char *event, enum seller_pool pool,
+				      int64_t sold),
+			    void *arg);
+	void (*stats)(struct ledger *l, struct ledger_stats *out);
+	/* ledger_audit, without an open ledger (rep never NULL, already
+	 * zeroed; err already ""). */
+	int (*audit)(const struct ledger_options *opt, const struct ledger_capacity *caps,
+		     size_t ncaps, FILE *out, struct ledger_audit_report *rep,
+		     char *err, size_t errlen);
+};
 
 #endif /* TICKETD_LEDGER_H */

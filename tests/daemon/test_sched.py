@@ -1,6 +1,6 @@
 """test_sched.py: the scheduling policy of ticketd's threads. The ledger thread
 runs SCHED_BATCH, so that a submission's wakeup does not preempt the loop
-or worker that submitted (lib/ledger.c, sched_batch): read from
+or worker that submitted (lib/ledger_sqlite.c, sched_batch): read from
 /proc/PID/task/TID/stat (field 41, the policy) of the running daemon, with
 a worker pool and with "workers": 0. Every other thread stays SCHED_OTHER,
 the daemon logs no refusal, and purchases commit and read back as before.

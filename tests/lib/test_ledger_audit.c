@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ledger.h"
+#include "ledger_sqlite.h"
 #include "tap.h"
 #include "test_ledger_util.h"
 
@@ -122,7 +122,8 @@ static int audit(const char *dir, const struct ledger_capacity *c, size_t n,
 	char err[512] = "";
 	size_t len;
 	FILE *out = open_memstream(text, &len);
-	int rc = ledger_audit(dir, c, n, out, rep, err, sizeof(err));
+	struct ledger_options opt = { .state_dir = dir };
+	int rc = ledger_audit(&opt, c, n, out, rep, err, sizeof(err));
 
 	fclose(out);
 	if (rc < 0)

@@ -203,7 +203,8 @@ int main(void)
 		last_epoch = ledger_epoch(l);
 		ledger_close(l);
 		devnull = fopen("/dev/null", "w");
-		rc = ledger_audit(dir, &cap, 1, devnull, &rep, err, sizeof(err));
+		rc = ledger_audit(&(struct ledger_options){ .state_dir = dir }, &cap, 1,
+				  devnull, &rep, err, sizeof(err));
 		ok(rc == 0, "round %d: audit passes (%llu orders, %llu tickets)", round,
 		   (unsigned long long)rep.orders, (unsigned long long)rep.tickets);
 		if (devnull)

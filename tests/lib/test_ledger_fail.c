@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "ledger.h"
+#include "ledger_sqlite.h"
 #include "tap.h"
 #include "test_ledger_util.h"
 

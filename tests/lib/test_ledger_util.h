@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ledger.h"
+#include "ledger_sqlite.h"
 
 /* A fake clock the tests move by hand (unix ms). */
 static _Atomic int64_t fake_now_ms = 1700000000000LL;

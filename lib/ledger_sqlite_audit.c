@@ -1,11 +1,11 @@
 /*
- * ledger_audit.c: the offline audit behind `ticketd --audit`. It opens the
- * ledger read-only (a running daemon is fine: WAL gives it one snapshot),
- * recomputes every figure from the orders, compares them with the
- * configured capacities and with the counts table, and prints a report. A
- * schema 1 file (stored ticket rows, not yet upgraded by a daemon) also has
- * its ticket rows checked against the orders. It shares nothing with a
- * running struct ledger.
+ * ledger_sqlite_audit.c: the SQLite engine's offline audit (ledger_audit,
+ * behind `ticketd --audit`). It opens the ledger read-only (a running
+ * daemon is fine: WAL gives it one snapshot), recomputes every figure from
+ * the orders, compares them with the configured capacities and with the
+ * counts table, and prints a report. A schema 1 file (stored ticket rows,
+ * not yet upgraded by a daemon) also has its ticket rows checked against
+ * the orders. It shares nothing with a running ledger.
  */
 #include "config.h"
 
@@ -16,8 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ledger.h"
-#include "ledger_db.h"
+#include "ledger_sqlite_db.h"
 
 #define LIST_MAX 10 /* offending rows printed per check */
 
@@ -300,20 +299,17 @@ static unsigned problems(const struct ledger_audit_report *r)
 	       r->count_mismatch + r->bad_rows + r->idem_orphans;
 }
 
-int ledger_audit(const char *state_dir, const struct ledger_capacity *caps,
-		 size_t ncaps, FILE *out, struct ledger_audit_report *rep,
-		 char *err, size_t errlen)
+int ledger_sqlite_audit(const struct ledger_options *opt, const struct ledger_capacity *caps,
+			size_t ncaps, FILE *out, struct ledger_audit_report *rep,
+			char *err, size_t errlen)
 {
-	struct ledger_audit_report local;
-	struct audit a = { .out = out, .rep = rep ? rep : &local };
+	const char *state_dir = opt->state_dir;
+	struct audit a = { .out = out, .rep = rep };
 	int64_t app = 0, ver = 0;
 	char *path = NULL;
 	struct stat sb;
 	int rc;
 
-	memset(a.rep, 0, sizeof(*a.rep));
-	if (errlen)
-		err[0] = '\0';
 	if (asprintf(&path, "%s/%s", state_dir, LEDGER_DB_NAME) < 0) {
 		snprintf(err, errlen, "audit: out of memory");
 		return -ENOMEM;

@@ -1,10 +1,13 @@
 /*
- * ledger_db.h: what ledger.c and ledger_audit.c share inside libticket: the
- * schema (docs/ledger.md quotes it) and the database's identity. Not for
- * callers outside the ledger module.
+ * ledger_sqlite_db.h: what ledger_sqlite.c and ledger_sqlite_audit.c share
+ * inside libticket: the schema (docs/ledger.md quotes it), the database's
+ * identity and the audit's entry point. Not for callers outside the SQLite
+ * engine.
  */
-#ifndef TICKETD_LEDGER_DB_H
-#define TICKETD_LEDGER_DB_H
+#ifndef TICKETD_LEDGER_SQLITE_DB_H
+#define TICKETD_LEDGER_SQLITE_DB_H
+
+#include "ledger_sqlite.h"
 
 /* PRAGMA application_id of a ticketd ledger: "tick" in ASCII. */
 #define LEDGER_APPLICATION_ID 0x7469636b
@@ -26,4 +29,9 @@ extern const char ledger_schema_sql[];
 #define LEDGER_UNDERIVED_SQL \
 	LEDGER_DERIVED_CTE "SELECT code, order_id, seq FROM tickets EXCEPT " LEDGER_DERIVED_ROWS
 
-#endif /* TICKETD_LEDGER_DB_H */
+/* The engine's audit (ledger_sqlite_audit.c): its ledger_ops.audit. */
+int ledger_sqlite_audit(const struct ledger_options *opt, const struct ledger_capacity *caps,
+			size_t ncaps, FILE *out, struct ledger_audit_report *rep,
+			char *err, size_t errlen);
+
+#endif /* TICKETD_LEDGER_SQLITE_DB_H */
