@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "fmt.h"
-#include "ledger_sqlite.h"
+#include "ledger.h"
 
 const char *ledger_sync_name(enum ledger_sync s)
 {

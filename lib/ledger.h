@@ -371,4 +371,8 @@ struct ledger_ops {
 		     char *err, size_t errlen);
 };
 
+/* The engines this build has (ledger_sqlite.h: SQLite, the default when
+ * ledger_options.engine is NULL). */
+extern const struct ledger_ops ledger_sqlite_ops;
+
 #endif /* TICKETD_LEDGER_H */

@@ -22,6 +22,4 @@
 #define LEDGER_SCHEMA_VERSION 2          /* PRAGMA user_version this build writes;
 					  * it upgrades schema 1 files at open */
 
-extern const struct ledger_ops ledger_sqlite_ops;
-
 #endif /* TICKETD_LEDGER_SQLITE_H */
