@@ -28,6 +28,8 @@ endif
 # the loops.
 daemon_ticketd_SOURCES += daemon/idem.h daemon/idem.c daemon/admin.h daemon/admin.c \
 	daemon/answer.h daemon/answer.c
+# Every JSON body the daemon sends, one writer each.
+daemon_ticketd_SOURCES += daemon/reply.h daemon/reply.c
 daemon_ticketd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS)
 daemon_ticketd_LDADD = lib/libticket.la $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS)
 

@@ -64,12 +64,12 @@
 #include "guard.h"
 #include "admin.h"
 #include "evreply.h"
-#include "fmt.h"
 #include "http.h"
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
 #include "purchase.h"
+#include "reply.h"
 #include "request.h"
 
 #define CTL_DRAIN 0x1u
@@ -406,135 +406,20 @@ static void send_reply(struct http_loop *lp, struct evhttp_request *req, int cod
 	evreply_send(req, code); /* written now: see lib/evreply.c */
 }
 
-/* Starts an error body {"error":code,"message":...} and leaves it open for
- * extra fields; close it with "}". */
-__attribute__((format(printf, 3, 0)))
-static void error_body(struct evbuffer *out, const char *code, const char *fmt,
-		       va_list ap)
-{
-	char msg[256], esc[2 + 6 * sizeof(msg)];
-
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (request_json_string(msg, strlen(msg), esc, sizeof(esc)) < 0)
-		strcpy(esc, "\"\"");
-	evbuffer_add_printf(out, "{\"error\":\"%s\",\"message\":%s", code, esc);
-}
-
-/* Replies status with an error body; fmt is the message for a person. */
+/* Replies status with an error body (reply_error); fmt is the message for
+ * a person. */
 __attribute__((format(printf, 5, 6)))
-static void reply_error(struct http_loop *lp, struct evhttp_request *req, int status,
-			const char *code, const char *fmt, ...)
+static void send_error(struct http_loop *lp, struct evhttp_request *req, int status,
+		       const char *code, const char *fmt, ...)
 {
-	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	va_list ap;
 
 	va_start(ap, fmt);
-	error_body(out, code, fmt, ap);
+	reply_verror(evhttp_request_get_output_buffer(req), code, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "}", 1);
 	if (status == 503)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
 	send_reply(lp, req, status);
-}
-
-/* Writes one EVENT object. */
-static void write_event(struct evbuffer *out, const struct catalog_event *ev)
-{
-	struct seller_snapshot snap;
-
-	seller_snapshot(ev->seller, &snap);
-	evbuffer_add_printf(out, "{\"id\":\"%s\",\"name\":%s,\"seller\":\"%s\","
-			    "\"tiers\":{\"general\":{\"capacity\":%lld,\"available\":%lld,"
-			    "\"sold\":%lld}",
-			    ev->id, ev->name_json, ev->core->name,
-			    (long long)snap.capacity[SELLER_GENERAL],
-			    (long long)snap.available[SELLER_GENERAL],
-			    (long long)snap.sold[SELLER_GENERAL]);
-	if (ev->has_vip)
-		evbuffer_add_printf(out, ",\"vip\":{\"capacity\":%lld,\"available\":%lld,"
-				    "\"sold\":%lld}",
-				    (long long)snap.capacity[SELLER_VIP],
-				    (long long)snap.available[SELLER_VIP],
-				    (long long)snap.sold[SELLER_VIP]);
-	evbuffer_add(out, "}}", 2);
-}
-
-/* A small output buffer for the hot replies: pieces are copied in and the
- * whole goes to the evbuffer with one evbuffer_add, without printf. */
-struct obuf {
-	struct evbuffer *out;
-	size_t n;
-	char buf[2048];
-};
-
-static void ob_flush(struct obuf *ob)
-{
-	if (ob->n)
-		evbuffer_add(ob->out, ob->buf, ob->n);
-	ob->n = 0;
-}
-
-static void ob_add(struct obuf *ob, const char *s, size_t len)
-{
-	if (ob->n + len > sizeof(ob->buf)) {
-		ob_flush(ob);
-		if (len > sizeof(ob->buf)) {
-			evbuffer_add(ob->out, s, len);
-			return;
-		}
-	}
-	memcpy(ob->buf + ob->n, s, len);
-	ob->n += len;
-}
-
-#define ob_lit(ob, lit) ob_add((ob), (lit), sizeof(lit) - 1)
-
-static void ob_str(struct obuf *ob, const char *s)
-{
-	ob_add(ob, s, strlen(s));
-}
-
-/* Appends v in decimal. */
-static void ob_i64(struct obuf *ob, int64_t v)
-{
-	char tmp[FMT_U64_LEN];
-
-	if (v < 0)
-		ob_add(ob, "-", 1);
-	ob_add(ob, tmp, fmt_u64(tmp, v < 0 ? 0 - (uint64_t)v : (uint64_t)v));
-}
-
-/* Writes one ORDER object; buyer_json is the buyer already as JSON. */
-static void write_order(struct evbuffer *out, const struct order *o,
-			const char *buyer_json)
-{
-	struct obuf ob;
-	size_t idlen = strlen(o->id);
-
-	ob.out = out;
-	ob.n = 0;
-	ob_lit(&ob, "{\"order\":\"");
-	ob_add(&ob, o->id, idlen);
-	ob_lit(&ob, "\",\"event\":\"");
-	ob_str(&ob, o->event);
-	ob_lit(&ob, "\",\"tier\":\"");
-	ob_str(&ob, seller_pool_name(o->pool));
-	ob_lit(&ob, "\",\"quantity\":");
-	ob_i64(&ob, o->quantity);
-	ob_lit(&ob, ",\"tickets\":[");
-	for (unsigned i = 1; i <= o->quantity; i++) {
-		if (i > 1)
-			ob_lit(&ob, ",");
-		ob_lit(&ob, "\"");
-		ob_add(&ob, o->id, idlen);
-		ob_lit(&ob, "-");
-		ob_i64(&ob, i);
-		ob_lit(&ob, "\"");
-	}
-	ob_lit(&ob, "],\"buyer\":");
-	ob_str(&ob, buyer_json);
-	ob_lit(&ob, ",\"state\":\"confirmed\"}");
-	ob_flush(&ob);
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -607,49 +492,39 @@ static void reply_job(struct http_loop *lp, struct job *j)
 	switch (j->result) {
 	case JOB_CREATED: {
 		char loc[16 + ORDERS_ID_MAX];
+		struct reply_order r = {
+			.id = o->id, .event = o->event, .tier = seller_pool_name(o->pool),
+			.quantity = o->quantity, .buyer_json = j->in.buyer_json,
+			.state = "confirmed",
+		};
 
-		write_order(out, o, j->in.buyer_json);
+		reply_order(out, &r);
 		snprintf(loc, sizeof(loc), "/v1/orders/%s", o->id);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
 		send_reply(lp, req, 201);
 		return;
 	}
-	case JOB_SOLD_OUT: {
-		struct obuf ob;
-
-		ob.out = out;
-		ob.n = 0;
-
-		ob_lit(&ob, "{\"error\":\"sold_out\",\"message\":\"not enough ");
-		ob_str(&ob, j->in.tier == SELLER_VIP ? "vip or general" : "general");
-		ob_lit(&ob, " tickets left for ");
-		ob_i64(&ob, j->in.quantity);
-		ob_lit(&ob, ": ");
-		ob_i64(&ob, j->available);
-		ob_lit(&ob, " available\",\"available\":");
-		ob_i64(&ob, j->available);
-		ob_lit(&ob, "}");
-		ob_flush(&ob);
+	case JOB_SOLD_OUT:
+		reply_sold_out(out, j->in.tier, j->in.quantity, j->available);
 		send_reply(lp, req, 409);
 		return;
-	}
 	case JOB_DECLINED:
-		reply_error(lp, req, 402, "payment_declined",
-			    "the payment was declined; no tickets were sold");
+		send_error(lp, req, 402, "payment_declined",
+			   "the payment was declined; no tickets were sold");
 		return;
 	case JOB_UNAVAILABLE:
-		reply_error(lp, req, 503, "unavailable",
-			    "the order could not be recorded (%s); no tickets were sold",
-			    strerror(-j->error));
+		send_error(lp, req, 503, "unavailable",
+			   "the order could not be recorded (%s); no tickets were sold",
+			   strerror(-j->error));
 		return;
 	case JOB_NOT_FOUND:
-		reply_error(lp, req, 404, "order_not_found", "no order %s", j->order_id);
+		send_error(lp, req, 404, "order_not_found", "no order %s", j->order_id);
 		return;
 	case JOB_FAILED:
 	default:
 		log_err("request failed: %s", strerror(-j->error));
-		reply_error(lp, req, 500, "internal_error", "internal error: %s",
-			    strerror(-j->error));
+		send_error(lp, req, 500, "internal_error", "internal error: %s",
+			   strerror(-j->error));
 		return;
 	}
 }
@@ -1023,13 +898,7 @@ static void route_events(struct http_loop *lp, struct evhttp_request *req)
 	/* One snapshot of the events on sale: a reload may change the set. */
 	struct catalog_event *const *evs = catalog_events(lp->http->cat, &n);
 
-	evbuffer_add(out, "{\"events\":[", 11);
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			evbuffer_add(out, ",", 1);
-		write_event(out, evs[i]);
-	}
-	evbuffer_add(out, "]}", 2);
+	reply_events(out, evs, n);
 	send_reply(lp, req, 200);
 }
 
@@ -1056,15 +925,15 @@ static void route_metrics(struct http_loop *lp, struct evhttp_request *req)
 	int rc = metrics_render(&src, &text, &len);
 
 	if (rc == -ENOTSUP) {
-		reply_error(lp, req, 404, "metrics_disabled", "metrics are off (metrics.enabled "
-			    "is false, or ticketd was built with --disable-metrics)");
+		send_error(lp, req, 404, "metrics_disabled", "metrics are off (metrics.enabled "
+			   "is false, or ticketd was built with --disable-metrics)");
 		return;
 	}
 	if (rc < 0 || evbuffer_add_reference(evhttp_request_get_output_buffer(req), text,
 					     len, free_text, NULL) < 0) {
 		free(text);
-		reply_error(lp, req, 500, "internal_error", "cannot format the metrics: %s",
-			    strerror(rc < 0 ? -rc : ENOMEM));
+		send_error(lp, req, 500, "internal_error", "cannot format the metrics: %s",
+			   strerror(rc < 0 ? -rc : ENOMEM));
 		return;
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
@@ -1173,11 +1042,11 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 						 j->in.tier, 0);
 			job_put(lp, j);
 			if (n >= 0)
-				reply_error(lp, req, 503, "overloaded",
-					    "the server is busy; retry shortly");
+				send_error(lp, req, 503, "overloaded",
+					   "the server is busy; retry shortly");
 			else
-				reply_error(lp, req, 503, "shutting_down",
-					    "the server is shutting down");
+				send_error(lp, req, 503, "shutting_down",
+					   "the server is shutting down");
 		}
 	}
 	lp->npend = 0;
@@ -1194,33 +1063,33 @@ static void route_purchase(struct http_loop *lp, struct evhttp_request *req,
 	struct job *j = job_get(lp);
 
 	if (!j) {
-		reply_error(lp, req, 503, "overloaded", "out of memory; retry shortly");
+		send_error(lp, req, 503, "overloaded", "out of memory; retry shortly");
 		return;
 	}
 	if (request_decode_purchase(body, len, conf_now(lp->http)->limits.max_quantity,
 				    &j->in, &rerr) < 0) {
 		job_put(lp, j);
-		reply_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
+		send_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
 		return;
 	}
 	if (j->in.tier == SELLER_VIP) {
 		if (!ev->has_vip) {
 			job_put(lp, j);
-			reply_error(lp, req, 400, "unknown_tier",
-				    "event %s has no vip tier", ev->id);
+			send_error(lp, req, 400, "unknown_tier",
+				   "event %s has no vip tier", ev->id);
 			return;
 		}
 		if (!j->in.has_vip_code ||
 		    !catalog_vip_code_ok(ev, j->in.vip_code, strlen(j->in.vip_code))) {
 			job_put(lp, j);
-			reply_error(lp, req, 403, "invalid_vip_code",
-				    "a vip purchase needs the event's vip_code");
+			send_error(lp, req, 403, "invalid_vip_code",
+				   "a vip purchase needs the event's vip_code");
 			return;
 		}
 	}
 	if (idem_header(evhttp_request_get_input_headers(req), j->idem_key, &rerr) < 0) {
 		job_put(lp, j);
-		reply_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
+		send_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
 		return;
 	}
 	j->kind = JOB_PURCHASE;
@@ -1239,7 +1108,7 @@ static void submit_order_job(struct http_loop *lp, struct evhttp_request *req,
 	struct job *j = job_get(lp);
 
 	if (!j) {
-		reply_error(lp, req, 503, "overloaded", "out of memory; retry shortly");
+		send_error(lp, req, 503, "overloaded", "out of memory; retry shortly");
 		return;
 	}
 	j->kind = kind;
@@ -1263,8 +1132,8 @@ static int check_framing(struct http_loop *lp, struct evhttp_request *req)
 	struct evkeyval *kv;
 
 	if (target && strnlen(target, max + 1) > max) {
-		reply_error(lp, req, 414, "uri_too_long",
-			    "the request target is longer than %zu bytes", max);
+		send_error(lp, req, 414, "uri_too_long",
+			   "the request target is longer than %zu bytes", max);
 		return 0;
 	}
 	for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv;
@@ -1272,7 +1141,7 @@ static int check_framing(struct http_loop *lp, struct evhttp_request *req)
 		if (request_header(&hs, kv->key, kv->value, &rerr) < 0) {
 			evhttp_add_header(evhttp_request_get_output_headers(req),
 					  "Connection", "close");
-			reply_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
+			send_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
 			return 0;
 		}
 	}
@@ -1292,7 +1161,7 @@ static void route_refund(struct http_loop *lp, struct evhttp_request *req,
 		if (rerr.status == 401)
 			evhttp_add_header(evhttp_request_get_output_headers(req),
 					  "WWW-Authenticate", "Bearer realm=\"ticketd\"");
-		reply_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
+		send_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
 		return;
 	}
 	submit_order_job(lp, req, rt, JOB_REFUND);
@@ -1323,7 +1192,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 			      memory_order_relaxed);
 	evhttp_request_set_on_complete_cb(req, on_reply_written, lp);
 	if (lp->draining) {
-		reply_error(lp, req, 503, "shutting_down", "the server is shutting down");
+		send_error(lp, req, 503, "shutting_down", "the server is shutting down");
 		return;
 	}
 	if (!check_framing(lp, req))
@@ -1331,19 +1200,19 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (!path)
 		path = "";
 	if (request_route(path, strlen(path), &rt) == ROUTE_NOT_FOUND) {
-		reply_error(lp, req, 404, "not_found", "no such path; see docs/api.md");
+		send_error(lp, req, 404, "not_found", "no such path; see docs/api.md");
 		return;
 	}
 	lp->req_route = metrics_route_of(rt.kind);
 	if (!(method & rt.allowed)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", rt.allow);
-		reply_error(lp, req, 405, "method_not_allowed",
-			    "this path answers %s only", rt.allow);
+		send_error(lp, req, 405, "method_not_allowed",
+			   "this path answers %s only", rt.allow);
 		return;
 	}
 	switch (rt.kind) {
 	case ROUTE_HEALTHZ:
-		evbuffer_add(evhttp_request_get_output_buffer(req), "{\"status\":\"ok\"}", 15);
+		reply_healthz(evhttp_request_get_output_buffer(req));
 		send_reply(lp, req, 200);
 		return;
 	case ROUTE_EVENTS:
@@ -1353,14 +1222,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 	case ROUTE_PURCHASE:
 		ev = catalog_find(lp->http->cat, rt.id, rt.id_len);
 		if (!ev) {
-			reply_error(lp, req, 404, "event_not_found", "no event %.*s",
-				    (int)rt.id_len, rt.id);
+			send_error(lp, req, 404, "event_not_found", "no event %.*s",
+				   (int)rt.id_len, rt.id);
 			return;
 		}
 		if (rt.kind == ROUTE_PURCHASE) {
 			route_purchase(lp, req, ev);
 		} else {
-			write_event(evhttp_request_get_output_buffer(req), ev);
+			reply_event(evhttp_request_get_output_buffer(req), ev);
 			send_reply(lp, req, 200);
 		}
 		return;
@@ -1374,7 +1243,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		route_metrics(lp, req);
 		return;
 	default:
-		reply_error(lp, req, 404, "not_found", "no such path; see docs/api.md");
+		send_error(lp, req, 404, "not_found", "no such path; see docs/api.md");
 		return;
 	}
 }

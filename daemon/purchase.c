@@ -249,8 +249,7 @@ static void run(struct job *j)
 			purchase_done(j, JOB_SOLD_OUT, 0);
 			return;
 		}
-		answer_sold_out(&j->reply, j->in.tier == SELLER_VIP ? "vip or general"
-			       : "general", j->in.quantity, (long long)j->available);
+		answer_sold_out(&j->reply, j->in.tier, j->in.quantity, j->available);
 		remember(j, JOB_SOLD_OUT);
 		return;
 	}
