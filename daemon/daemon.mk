@@ -7,6 +7,11 @@ lib_libticket_la_SOURCES += lib/conf.h lib/conf.c lib/request.h lib/request.c
 sbin_PROGRAMS += daemon/ticketd
 daemon_ticketd_SOURCES = daemon/main.c \
 	daemon/http.h daemon/http.c \
+	daemon/listen.h daemon/listen.c \
+	daemon/conn.h daemon/conn.c \
+	daemon/handoff.h daemon/handoff.c \
+	daemon/loop.h daemon/loop.c \
+	daemon/routes.h daemon/routes.c \
 	daemon/job.h \
 	daemon/pool.h daemon/pool.c \
 	daemon/purchase.h daemon/purchase.c \

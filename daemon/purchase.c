@@ -9,7 +9,7 @@
  * Idempotency-Key the first request of a key holds it in the in-flight set
  * (idem.c) until its reply is final, and its reply is stored with the order
  * (or, when it sold nothing, on its own) so a retry gets it back. Results go
- * back to the owning loop through http_job_done(); nothing here touches
+ * back to the owning loop through loop_job_done(); nothing here touches
  * evhttp.
  */
 #include "config.h"
@@ -19,7 +19,8 @@
 #include <string.h>
 
 #include "admin.h"
-#include "http.h"
+#include "handoff.h"
+#include "loop.h"
 #include "log.h"
 #include "metrics.h"
 #include "purchase.h"
@@ -40,7 +41,7 @@ void purchase_done(struct job *j, enum job_result result, int error)
 	j->result = result;
 	j->error = error;
 	j->state = JOB_DONE;
-	http_job_done(j);
+	loop_job_done(j);
 }
 
 /* The ledger stored (or failed to store) a reply that sold nothing; the
@@ -262,7 +263,7 @@ static void run(struct job *j)
 		purchase_settle(j);
 	} else if (j->plan.mode == CONF_PAYMENT_BLOCKING) {
 		/* Replies and commits held by this worker go out first. */
-		http_job_flush();
+		handoff_flush();
 		orders_flush(j->env->orders);
 		payment_sleep(&j->plan);
 		purchase_settle(j);
@@ -270,7 +271,7 @@ static void run(struct job *j)
 		/* The loop arms a timer and calls purchase_settle when it fires.
 		 * The key (if any) stays held: the purchase is in flight. */
 		j->state = JOB_PAYING;
-		http_job_done(j);
+		loop_job_done(j);
 	}
 }
 
