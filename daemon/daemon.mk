@@ -15,6 +15,7 @@ daemon_ticketd_SOURCES = daemon/main.c \
 	daemon/job.h \
 	daemon/pool.h daemon/pool.c \
 	daemon/purchase.h daemon/purchase.c \
+	daemon/work.h daemon/work.c \
 	daemon/payment.h daemon/payment.c \
 	daemon/catalog.h daemon/catalog.c \
 	daemon/orders.h daemon/orders.c \

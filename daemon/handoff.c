@@ -92,6 +92,7 @@ struct job *handoff_job_get(struct handoff *h)
 		h->all_jobs = j;
 	}
 	j->next = NULL;
+	j->after = NULL;
 	j->req = NULL;
 	j->state = JOB_QUEUED;
 	j->error = 0;

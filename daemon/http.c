@@ -136,10 +136,7 @@ static void *loop_main(void *arg)
 	pthread_mutex_unlock(&h->start_lock);
 	if (event_base_loop(lp->base, 0) < 0)
 		log_err("loop %u: event loop failed", lp->index);
-	if (lp->settling) { /* stopped between a payment timer and on_settled */
-		lp->settling = 0;
-		orders_release(h->env->orders);
-	}
+	loop_run_deferred(lp); /* stopped between a timer and its deferred call */
 	log_info("loop %u: served %llu requests on %llu connections (%llu cut off "
 		 "at a deadline)", lp->index,
 		 (unsigned long long)atomic_load(&lp->requests), lp->conns.accepted,
@@ -212,12 +209,12 @@ static int loop_init(struct http *h, struct http_loop *lp, unsigned index,
 	lp->wake_ev = event_new(lp->base, lp->handoff.efd, EV_READ | EV_PERSIST, on_wake,
 				lp);
 	lp->flush_ev = event_new(lp->base, -1, 0, routes_on_flush, lp);
-	lp->settle_ev = event_new(lp->base, -1, 0, loop_on_settled, lp);
+	lp->defer_ev = event_new(lp->base, -1, 0, loop_on_defer, lp);
 	if (h->tick_ms)
 		lp->tick_ev = event_new(lp->base, -1, EV_PERSIST, on_tick, lp);
 	if (h->stall_ms && index == 0)
 		lp->stall_ev = evtimer_new(lp->base, on_stall, lp);
-	if (!lp->wake_ev || !lp->flush_ev || !lp->settle_ev ||
+	if (!lp->wake_ev || !lp->flush_ev || !lp->defer_ev ||
 	    event_add(lp->wake_ev, NULL) < 0 ||
 	    (h->tick_ms && (!lp->tick_ev || event_add(lp->tick_ev, &tick) < 0)) ||
 	    (h->stall_ms && index == 0 && (!lp->stall_ev ||
@@ -343,8 +340,8 @@ static void loop_free(struct http_loop *lp)
 		event_free(lp->wake_ev);
 	if (lp->flush_ev)
 		event_free(lp->flush_ev);
-	if (lp->settle_ev)
-		event_free(lp->settle_ev);
+	if (lp->defer_ev)
+		event_free(lp->defer_ev);
 	if (lp->tick_ev)
 		event_free(lp->tick_ev);
 	if (lp->stall_ev)

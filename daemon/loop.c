@@ -18,7 +18,6 @@
 #include "evreply.h"
 #include "log.h"
 #include "loop.h"
-#include "purchase.h"
 #include "reply.h"
 
 /* The loop this thread runs, if any. */
@@ -147,61 +146,84 @@ static void reply_job(struct http_loop *lp, struct job *j)
 	}
 }
 
-/* A payment is over: settles the purchase (its commit, or its release).
- * The commits of every payment timer that fires in one loop iteration go to
- * the ledger as one batch: the first holds this thread's submissions and
- * activates settle_ev, which runs after the iteration's other timers (they
- * were all made active before the first ran) and hands them over. */
-static void on_pay_timer(evutil_socket_t fd, short what, void *arg)
+/* j's loop_job_after time has come. */
+static void on_job_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct job *j = arg;
-	struct http_loop *lp = j->loop;
+	void (*fn)(struct job *j) = j->after;
 
 	(void)fd;
 	(void)what;
-	assert(loop_owned(lp) && j->state == JOB_PAYING);
-	if (!lp->settling) {
-		lp->settling = 1;
-		orders_hold(lp->http->env->orders);
-		event_active(lp->settle_ev, EV_TIMEOUT, 0);
-	}
-	purchase_settle(j); /* ends in loop_job_done, maybe at once */
+	assert(loop_owned(j->loop) && fn);
+	j->after = NULL;
+	fn(j);
 }
 
-void loop_on_settled(evutil_socket_t fd, short what, void *arg)
+int loop_defer(struct http_loop *lp, void (*fn)(void *arg), void *arg)
 {
-	struct http_loop *lp = arg;
-
-	(void)fd;
-	(void)what;
-	lp->settling = 0;
-	orders_release(lp->http->env->orders);
+	assert(loop_owned(lp));
+	if (lp->defer_fn)
+		return 0;
+	lp->defer_fn = fn;
+	lp->defer_arg = arg;
+	event_active(lp->defer_ev, EV_TIMEOUT, 0);
+	return 1;
 }
 
-/* Handles a job that came back to its loop: arms the payment timer, or
- * replies and recycles it. */
+int loop_deferred(const struct http_loop *lp)
+{
+	return lp->defer_fn != NULL;
+}
+
+void loop_run_deferred(struct http_loop *lp)
+{
+	void (*fn)(void *arg) = lp->defer_fn;
+
+	assert(loop_owned(lp));
+	lp->defer_fn = NULL;
+	if (fn)
+		fn(lp->defer_arg);
+}
+
+void loop_on_defer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	loop_run_deferred(arg);
+}
+
+/* Handles a job that came back to its loop: arms its timer (loop_job_after),
+ * or replies and recycles it. */
 static void job_finish(struct http_loop *lp, struct job *j)
 {
 	assert(loop_owned(lp));
-	if (j->state == JOB_PAYING) {
+	if (j->after) {
 		struct timeval tv = {
-			.tv_sec = j->plan.latency_ms / 1000,
-			.tv_usec = (long)(j->plan.latency_ms % 1000) * 1000,
+			.tv_sec = j->after_ms / 1000,
+			.tv_usec = (long)(j->after_ms % 1000) * 1000,
 		};
 
 		if (!j->timer)
-			j->timer = evtimer_new(lp->base, on_pay_timer, j);
+			j->timer = evtimer_new(lp->base, on_job_timer, j);
 		if (j->timer && evtimer_add(j->timer, &tv) == 0)
 			return;
-		/* No timer: settle now rather than hold the reservation. */
-		log_warn("loop %u: cannot arm a payment timer; settling at once", lp->index);
-		purchase_settle(j);
+		/* No timer: call now rather than hold the job (a reservation). */
+		log_warn("loop %u: cannot arm a job's timer; going on at once", lp->index);
+		on_job_timer(-1, 0, j);
 		return;
 	}
+	assert(j->state == JOB_DONE);
 	reply_job(lp, j);
 	lp->inflight--;
 	handoff_job_put(&lp->handoff, j);
 	loop_maybe_drained(lp);
+}
+
+void loop_job_after(struct job *j, unsigned ms, void (*fn)(struct job *j))
+{
+	j->after = fn;
+	j->after_ms = ms;
+	loop_job_done(j);
 }
 
 void loop_job_done(struct job *j)

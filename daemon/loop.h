@@ -39,7 +39,7 @@ struct http_loop {
 	struct conn_table conns;          /* accepting and the connections */
 	struct event *wake_ev;            /* reads the eventfd */
 	struct event *flush_ev;           /* hands this iteration's jobs to the pool */
-	struct event *settle_ev;          /* ends an iteration's held payments */
+	struct event *defer_ev;           /* runs defer_fn (loop_defer) */
 	struct event *tick_ev;            /* bumps beat (watchdog), or NULL */
 	struct event *stall_ev;           /* the test hook's one-shot, or NULL */
 	atomic_uint ctl;                  /* LOOP_CTL_* requests from main */
@@ -50,7 +50,8 @@ struct http_loop {
 	unsigned inflight;                /* jobs out of the loop (pool, payment, commit) */
 	struct pool_task *pend[2];        /* jobs for the pool, per lane, newest first */
 	unsigned npend;
-	int settling;                     /* payment timers' commits held (settle_ev) */
+	void (*defer_fn)(void *arg);      /* loop_defer's call, NULL: none waits */
+	void *defer_arg;
 	uint64_t req_t0;                  /* metrics: the request being answered */
 	enum metrics_route req_route;     /*   arrived then, on this route */
 	int drained;
@@ -100,14 +101,25 @@ void loop_send_error(struct http_loop *lp, struct evhttp_request *req, int statu
 void loop_answering(struct http_loop *lp, const struct job *j);
 /* Reports lp drained once it drains and nothing is in flight or busy. */
 void loop_maybe_drained(struct http_loop *lp);
-/* The event callback (arg: the loop) that hands the commits the payment
- * timers of one iteration held to the ledger. */
-void loop_on_settled(evutil_socket_t fd, short what, void *arg);
+/* Owning loop only: calls fn(arg) once on this loop, after the callbacks
+ * this iteration has made active so far (the timers that fired with the
+ * caller's), or when the loop stops if it stops first. Returns 1 if fn is
+ * now waiting, 0 if a call waits already (fn is not added). */
+int loop_defer(struct http_loop *lp, void (*fn)(void *arg), void *arg);
+/* True while a loop_defer call waits. */
+int loop_deferred(const struct http_loop *lp);
+/* Runs the waiting loop_defer call now, if any (the loop stops). */
+void loop_run_deferred(struct http_loop *lp);
+/* The event callback (arg: the loop) behind loop_defer. */
+void loop_on_defer(evutil_socket_t fd, short what, void *arg);
 
 /* Hands a job back to its loop, from any thread (a worker, the ledger, or
  * the loop itself, which then finishes it at once: arms its payment timer,
  * or replies and recycles it). handoff_hold batches the others. */
 void loop_job_done(struct job *j);
+/* Any thread: hands j back to its loop, which calls fn(j) there in ms
+ * milliseconds (at once if it can have no timer for j). */
+void loop_job_after(struct job *j, unsigned ms, void (*fn)(struct job *j));
 /* Owning loop only, on a wakeup: finishes every job that came back. */
 void loop_finish_returned(struct http_loop *lp);
 

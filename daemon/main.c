@@ -34,9 +34,9 @@
 #include "orders.h"
 #include "payment.h"
 #include "pool.h"
-#include "purchase.h"
 #include "sd.h"
 #include "service.h"
+#include "work.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -335,9 +335,9 @@ static int run(struct conf **cp, const struct options *o)
 	/* Workers hold the jobs they finish for the length of a batch. */
 	const struct pool_ops pool_ops = {
 		.batch_begin = work_batch_begin,
-		.run = purchase_work,
+		.run = work_run,
 		.batch_end = work_batch_end,
-		.cancel = purchase_cancel,
+		.cancel = work_cancel,
 	};
 	int *fds = NULL, nfds = 0, owned = 0, rc = 1;
 	size_t nsets = 1;
@@ -402,9 +402,9 @@ static int run(struct conf **cp, const struct options *o)
 		/* The loops reserve themselves; ledger reads get two threads. */
 		const struct pool_ops read_ops = {
 			.batch_begin = work_batch_begin,
-			.run = purchase_read_work,
+			.run = work_read,
 			.batch_end = work_batch_end,
-			.cancel = purchase_cancel,
+			.cancel = work_cancel,
 		};
 
 		if (pool_create(2, c->queue_depth, &read_ops, orders, &reads) < 0) {

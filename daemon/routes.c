@@ -26,6 +26,7 @@
 #include "reply.h"
 #include "request.h"
 #include "routes.h"
+#include "work.h"
 
 static unsigned method_bit(enum evhttp_cmd_type t)
 {
@@ -107,9 +108,10 @@ static void run_inline(struct http_loop *lp, struct pool_task *t)
 {
 	struct pool_task *list = NULL;
 	/* Their commits: one ledger batch. While payment timers are settling
-	 * (on_pay_timer's hold, released by on_settled) they join that batch:
-	 * releasing here would end it and send the later timers' one by one. */
-	int own = !lp->settling;
+	 * (purchase.c holds their commits until its loop_defer call) they join
+	 * that batch: releasing here would end it and send the later timers'
+	 * one by one. */
+	int own = !loop_deferred(lp);
 
 	while (t) {
 		struct pool_task *next = t->next;
@@ -125,7 +127,7 @@ static void run_inline(struct http_loop *lp, struct pool_task *t)
 		list = t->next;
 		t->next = NULL;
 		lp->inflight++;
-		purchase_work(t, NULL);
+		work_run(t, NULL);
 	}
 	if (own)
 		orders_release(lp->http->env->orders);
