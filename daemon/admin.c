@@ -1,9 +1,7 @@
 /*
- * admin.c: the operator token and the refund route (see admin.h). The
- * token's digest is written once at start-up and read-only after, so any
- * loop may check a header against it without a lock. A refund crosses
- * threads like a purchase: loop (auth) -> worker (read, build the reply,
- * submit) -> ledger thread (durable; tickets back to stock) -> loop (reply).
+ * admin.c: the operator token (see admin.h). Its digest is written once at
+ * start-up and read-only after, so any loop may check a header against it
+ * without a lock. The refund the token allows is a job's work (work.c).
  */
 #include "config.h"
 
@@ -14,14 +12,9 @@
 #include <string.h>
 
 #include "admin.h"
-#include "answer.h"
-#include "catalog.h"
 #include "file.h"
-#include "job.h"
 #include "ledger.h"
 #include "log.h"
-#include "metrics.h"
-#include "purchase.h"
 
 struct admin {
 	int enabled;                              /* a token is configured */
@@ -140,74 +133,4 @@ int admin_authorize(const struct admin *a, const char *authorization,
 	if (diff)
 		return refuse(err, 401, "unauthorized", "wrong admin token");
 	return 0;
-}
-
-/* The refund's done, on the ledger thread: durable now, so the tickets go
- * back to stock, then the reply (built before) goes to the loop. */
-static void refunded(struct orders_commit *c, int status)
-{
-	struct job *j = job_of_commit(c);
-	const struct ledger_req *r = &c->req;
-	struct catalog_event *ev;
-	int rc;
-
-	if (status == 0) {
-		/* The event may be off sale (a reload dropped it after this
-		 * order sold): its seller still takes the tickets back, so a
-		 * later reload that puts it on sale again starts right. */
-		ev = catalog_find_any(j->env->catalog, r->refunded.event,
-				      strlen(r->refunded.event));
-		rc = ev ? seller_release(ev->seller, r->refunded.pool, r->refunded.quantity)
-			: -ENOENT;
-		if (rc < 0)
-			log_err("refund of order %s: %u %s tickets of %s could not go back on "
-				"sale: %s", j->order_id, r->refunded.quantity,
-				seller_pool_name(r->refunded.pool), r->refunded.event,
-				strerror(-rc));
-		else
-			log_notice("order %s refunded: %u %s tickets of %s back on sale",
-				   j->order_id, r->refunded.quantity,
-				   seller_pool_name(r->refunded.pool), r->refunded.event);
-		if (ev)
-			metrics_refund(ev, r->refunded.pool, r->refunded.quantity);
-		purchase_done(j, JOB_REPLY, 0);
-		return;
-	}
-	answer_clear(&j->reply);
-	if (status == -ENOENT) {
-		purchase_done(j, JOB_NOT_FOUND, 0);
-		return;
-	}
-	if (status == -EALREADY)
-		answer_error(&j->reply, 409, "already_refunded",
-			     "order %s was refunded before", j->order_id);
-	else
-		answer_error(&j->reply, 503, "unavailable", "the refund could not be "
-			     "recorded (%s); nothing changed", strerror(-status));
-	purchase_done(j, JOB_REPLY, 0);
-}
-
-void admin_refund_work(struct job *j)
-{
-	struct ledger_order *o = NULL;
-	int rc;
-
-	if (purchase_find_order(j, &o))
-		return;
-	if (o->state == LEDGER_REFUNDED) {
-		free(o);
-		answer_error(&j->reply, 409, "already_refunded",
-			     "order %s was refunded before", j->order_id);
-		purchase_done(j, JOB_REPLY, 0);
-		return;
-	}
-	/* The reply is the order as it will be once the refund is durable. */
-	rc = answer_order(&j->reply, 200, o, LEDGER_REFUNDED);
-	free(o);
-	if (rc < 0) {
-		purchase_done(j, JOB_FAILED, rc);
-		return;
-	}
-	j->commit.done = refunded;
-	orders_refund(j->env->orders, &j->commit, j->order_id);
 }

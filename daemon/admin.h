@@ -1,16 +1,11 @@
 /*
- * admin.h: the operator's routes and their token. At start-up admin_open
- * reads the token from the file named by admin_token_file, or from
- * systemd's $CREDENTIALS_DIRECTORY/admin-token, and keeps only its SHA-256
+ * admin.h: the operator's token. At start-up admin_open reads it from
+ * the file named by admin_token_file, or from systemd's $CREDENTIALS_DIRECTORY/admin-token, and keeps only its SHA-256
  * digest. Every operator request must carry "Authorization: Bearer
  * <token>"; the check (on the loop, no I/O) compares digests in constant
  * time. With no token configured the operator routes answer 403: there is
- * no unauthenticated fallback.
- *
- * The refund itself runs on a worker (admin_refund_work): it reads the
- * order, asks the ledger to mark it refunded, and in the ledger's done
- * (after the refund is durable) gives the tickets back to the event's
- * seller and hands the job back to its loop with the reply built.
+ * no unauthenticated fallback. The refund the token allows is a job's
+ * work (work.c).
  */
 #ifndef TICKETD_ADMIN_H
 #define TICKETD_ADMIN_H
@@ -24,7 +19,6 @@
 #define ADMIN_TOKEN_MAX 4096             /* bytes */
 
 struct admin;
-struct job;
 
 /* Loads the token (trailing whitespace stripped; a blank file means no
  * token). A configured admin_token_file that can't be read, or a token
@@ -38,8 +32,5 @@ void admin_close(struct admin *a);
  * 403 (no token configured). */
 int admin_authorize(const struct admin *a, const char *authorization,
 		    struct request_error *err);
-
-/* POST /v1/orders/{id}/refund on a worker (j->order_id). */
-void admin_refund_work(struct job *j);
 
 #endif /* TICKETD_ADMIN_H */

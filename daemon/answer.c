@@ -1,7 +1,7 @@
 /*
- * answer.c: replies built off the loop (see answer.h). Bodies are made with
- * jansson (compact, keys in insertion order), so an ORDER has the same
- * fields in the same order as the 201 the loop writes itself. Only
+ * answer.c: replies built off the loop (see answer.h). Bodies come from
+ * reply.c, written into a private evbuffer and kept as a string, so an
+ * ORDER is the very body the loop writes itself for a 201. Only
  * answer_write runs on a loop, and it does no I/O of its own: it hands the
  * body to evhttp's output buffer.
  */
@@ -15,17 +15,25 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <jansson.h>
 
 #include "answer.h"
+#include "reply.h"
+#include "request.h"
 #include "seller.h"
 
-/* Dumps j compactly into a malloc'd string and drops j; NULL on ENOMEM. */
-static char *dump(json_t *j)
+/* The body b holds, as a malloc'd NUL-terminated string; frees b. NULL if
+ * b is NULL or on ENOMEM. */
+static char *body_of(struct evbuffer *b)
 {
-	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	size_t len = b ? evbuffer_get_length(b) : 0;
+	char *s = b ? malloc(len + 1) : NULL;
 
-	json_decref(j);
+	if (s) {
+		evbuffer_remove(b, s, len);
+		s[len] = '\0';
+	}
+	if (b)
+		evbuffer_free(b);
 	return s;
 }
 
@@ -45,77 +53,65 @@ void answer_take(struct answer *a, int status, char *body, unsigned flags,
 
 int answer_error(struct answer *a, int status, const char *code, const char *fmt, ...)
 {
-	char msg[256];
+	struct evbuffer *b = evbuffer_new();
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (b)
+		reply_verror(b, code, fmt, ap);
 	va_end(ap);
-	/* json_string refuses invalid UTF-8: messages are ASCII plus ids. */
-	answer_take(a, status, dump(json_pack("{s:s,s:s}", "error", code, "message",
-					      msg)),
-		    status == 503 ? ANSWER_RETRY_AFTER : 0, NULL);
+	answer_take(a, status, body_of(b), status == 503 ? ANSWER_RETRY_AFTER : 0, NULL);
 	return status;
 }
 
-int answer_sold_out(struct answer *a, const char *tiers, unsigned quantity,
-		    long long available)
+int answer_sold_out(struct answer *a, enum seller_pool tier, unsigned quantity,
+		    int64_t available)
 {
-	char msg[128];
+	struct evbuffer *b = evbuffer_new();
 
-	snprintf(msg, sizeof(msg), "not enough %s tickets left for %u: %lld available",
-		 tiers, quantity, available);
-	answer_take(a, 409, dump(json_pack("{s:s,s:s,s:I}", "error", "sold_out",
-					   "message", msg, "available",
-					   (json_int_t)available)), 0, NULL);
+	if (b)
+		reply_sold_out(b, tier, quantity, available);
+	answer_take(a, 409, body_of(b), 0, NULL);
 	return 409;
 }
 
-/* {"order","event","tier","quantity","tickets","buyer","state"}: tickets
- * from codes, or "<id>-<n>" when codes is NULL. NULL on ENOMEM. */
-static char *order_json(const char *id, const char *event, const char *pool,
-			unsigned quantity, char *const *codes, const char *buyer,
-			const char *state)
+/* The ORDER body of o (buyer as stored: made a JSON string here), or NULL
+ * on ENOMEM or a buyer that is not UTF-8. */
+static char *order_body(struct reply_order *o, const char *buyer)
 {
-	json_t *o = json_object(), *t = json_array();
-	char code[LEDGER_CODE_MAX + 1];
-	int bad = !o || !t;
+	char buyer_json[REQUEST_BUYER_JSON_MAX + 1];
+	struct evbuffer *b;
 
-	for (unsigned i = 0; !bad && i < quantity; i++) {
-		if (!codes && ledger_ticket_code(id, i + 1, code, sizeof(code)) < 0)
-			bad = 1;
-		else
-			bad = json_array_append_new(t, json_string(codes ? codes[i] : code)) < 0;
-	}
-	if (!bad)
-		bad = json_object_set_new(o, "order", json_string(id)) < 0 ||
-		      json_object_set_new(o, "event", json_string(event)) < 0 ||
-		      json_object_set_new(o, "tier", json_string(pool)) < 0 ||
-		      json_object_set_new(o, "quantity", json_integer(quantity)) < 0 ||
-		      json_object_set(o, "tickets", t) < 0 ||
-		      json_object_set_new(o, "buyer", json_string(buyer)) < 0 ||
-		      json_object_set_new(o, "state", json_string(state)) < 0;
-	json_decref(t);
-	if (bad) {
-		json_decref(o);
+	if (request_json_string(buyer, strlen(buyer), buyer_json, sizeof(buyer_json)) < 0)
 		return NULL;
-	}
-	return dump(o);
+	o->buyer_json = buyer_json;
+	b = evbuffer_new();
+	if (b)
+		reply_order(b, o);
+	return body_of(b);
 }
 
 char *answer_order_json(const char *id, const char *event, const char *pool,
 			unsigned quantity, const char *buyer)
 {
-	return order_json(id, event, pool, quantity, NULL, buyer, "confirmed");
+	struct reply_order o = {
+		.id = id, .event = event, .tier = pool, .quantity = quantity,
+		.state = "confirmed",
+	};
+
+	return order_body(&o, buyer);
 }
 
 int answer_order(struct answer *a, int status, const struct ledger_order *o,
 		 int state_override)
 {
 	int state = state_override >= 0 ? state_override : (int)o->state;
-	char *body = order_json(o->id, o->event, seller_pool_name(o->pool), o->ntickets,
-				o->tickets, o->buyer,
-				state == LEDGER_REFUNDED ? "refunded" : "confirmed");
+	struct reply_order r = {
+		.id = o->id, .event = o->event, .tier = seller_pool_name(o->pool),
+		.quantity = o->ntickets, .codes = o->tickets,
+		.state = state == LEDGER_REFUNDED ? "refunded" : "confirmed",
+	};
+	char *body = order_body(&r, o->buyer);
 
 	if (!body)
 		return -ENOMEM;
@@ -142,8 +138,7 @@ int answer_write(struct answer *a, struct evhttp_request *req)
 	if (a->body)
 		evbuffer_add(out, a->body, a->len);
 	else
-		evbuffer_add_printf(out, "{\"error\":\"internal_error\",\"message\":"
-				    "\"out of memory while building the reply\"}");
+		reply_error(out, "internal_error", "out of memory while building the reply");
 	if (!a->body)
 		status = 500;
 	if ((a->flags & ANSWER_LOCATION) && a->order[0]) {

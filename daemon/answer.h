@@ -1,7 +1,7 @@
 /*
  * answer.h: replies built away from the event loops. A worker (or the ledger
  * thread, in a done callback) that knows the whole reply of a job builds it
- * here, as JSON made by jansson into a malloc'd body: an ORDER read from
+ * here, its body written by reply.c into a malloc'd string: an ORDER read from
  * the ledger, an idempotent replay, a refund, or one of their errors. The
  * loop that owns the connection then writes it with answer_write, which is
  * the only function here that touches evhttp. What crosses threads is the
@@ -11,8 +11,10 @@
 #define TICKETD_ANSWER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ledger.h"
+#include "seller.h"
 
 struct evhttp_request;
 
@@ -35,10 +37,10 @@ struct answer {
 __attribute__((format(printf, 4, 5)))
 int answer_error(struct answer *a, int status, const char *code, const char *fmt, ...);
 
-/* Sets a to the 409 sold_out reply the loop writes itself for a purchase
- * without Idempotency-Key (same fields, same words). Returns 409. */
-int answer_sold_out(struct answer *a, const char *tiers, unsigned quantity,
-		    long long available);
+/* Sets a to the 409 sold_out reply (reply_sold_out) of a purchase of
+ * quantity tier tickets. Returns 409. */
+int answer_sold_out(struct answer *a, enum seller_pool tier, unsigned quantity,
+		    int64_t available);
 
 /* Sets a to an ORDER reply with status: o as stored, its tickets, and state
  * (ledger state, or forced to state_override when >= 0). 0 or -ENOMEM. */

@@ -7,7 +7,9 @@
  * and hands purchases and order lookups to the worker pool as jobs; the job
  * comes back through the loop's completion queue (an MPSC list plus one
  * eventfd wakeup per batch) and the loop that owns the connection sends the
- * reply. Nothing else crosses threads.
+ * reply. Nothing else crosses threads. The pieces: http.c (the loops'
+ * life), routes.c (requests), conn.c (connections), handoff.c (jobs back
+ * to their loop), loop.c (a job's last step), listen.c (the sockets).
  */
 #ifndef TICKETD_HTTP_H
 #define TICKETD_HTTP_H
@@ -42,23 +44,6 @@ struct http_options {
 					* start, until http_stop; 0 = never */
 };
 
-/* Creates a listening TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking,
- * close-on-exec) bound to l, and claims its port for this process (the
- * abstract unix socket "@ticketd-tcp-PORT"), so that a second ticketd
- * cannot join the port through SO_REUSEPORT: -EADDRINUSE then. Returns 0
- * with *fd and the address really bound (port 0 resolved) in bound, e.g.
- * "127.0.0.1:43123"; or -errno with err. */
-int http_listen(const struct conf_listen *l, int *fd, char *bound, size_t boundlen,
-		char *err, size_t errlen);
-/* Gives up the ports http_listen claimed (at exit, after the sockets). */
-void http_release_ports(void);
-/* Opens one more listening socket on the address fd is bound to (the same
- * port, SO_REUSEPORT), for another loop. 0 with *out, or -errno with err. */
-int http_listen_again(int fd, int *out, char *err, size_t errlen);
-/* Writes the local address of a listening socket as "addr:port" / "[v6]:port";
- * 0 or -errno. */
-int http_sockname(int fd, char *buf, size_t len);
-
 /* Builds the loops (bases, evhttp, listeners); no thread runs yet. Call
  * evthread_use_pthreads() first. Returns 0 or -errno with err. */
 int http_create(const struct http_options *o, struct http **out,
@@ -75,22 +60,6 @@ void http_stop(struct http *h);
  * Jobs still held are dropped without a reply; a reservation whose payment
  * never finished is released. */
 void http_destroy(struct http *h);
-
-/* Hands a job back to its loop, from any thread (a worker, the ledger, or
- * the loop itself, which then finishes it at once). Between
- * http_job_hold() and http_job_flush() the calling thread collects its
- * jobs instead, and the flush hands each loop its share with one push and
- * at most one wakeup: a worker holds for the batch it runs. */
-void http_job_done(struct job *j);
-void http_job_hold(void);
-/* Hands over what the thread holds; it keeps holding until http_job_release. */
-void http_job_flush(void);
-/* Flushes and stops holding. */
-void http_job_release(void);
-/* The pool's batch hooks (arg unused): hold, and release; the worker
- * counts as busy in between (metrics). */
-void http_batch_begin(void *arg);
-void http_batch_end(void *arg);
 
 /* Open connections over all loops. */
 unsigned http_connections(struct http *h);

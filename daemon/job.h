@@ -72,7 +72,9 @@ struct job {
 	struct http_loop *loop;       /* the owning loop: it alone replies */
 	const struct job_env *env;
 	struct evhttp_request *req;   /* owning loop only */
-	struct event *timer;          /* async payment timer, owning loop only */
+	struct event *timer;          /* loop_job_after's timer, owning loop only */
+	void (*after)(struct job *j); /* loop_job_after: called on the loop, or NULL */
+	unsigned after_ms;            /*   that many ms after the job came back */
 	enum job_kind kind;
 	enum job_state state;
 	enum job_result result;

@@ -7,8 +7,14 @@ daemon_libticketd_la_SOURCES = \
 	daemon/conf.h daemon/conf.c \
 	daemon/request.h daemon/request.c \
 	daemon/http.h daemon/http.c \
+	daemon/listen.h daemon/listen.c \
+	daemon/conn.h daemon/conn.c \
+	daemon/handoff.h daemon/handoff.c \
+	daemon/loop.h daemon/loop.c \
+	daemon/routes.h daemon/routes.c \
 	daemon/job.h \
 	daemon/purchase.h daemon/purchase.c \
+	daemon/work.h daemon/work.c \
 	daemon/payment.h daemon/payment.c \
 	daemon/catalog.h daemon/catalog.c \
 	daemon/orders.h daemon/orders.c \
@@ -18,6 +24,7 @@ daemon_libticketd_la_SOURCES = \
 	daemon/idem.h daemon/idem.c \
 	daemon/admin.h daemon/admin.c \
 	daemon/answer.h daemon/answer.c \
+	daemon/reply.h daemon/reply.c \
 	daemon/metrics.h
 # ./configure --disable-metrics leaves metrics.c out, and metrics.h makes
 # every hook an empty inline.

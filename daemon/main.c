@@ -25,16 +25,18 @@
 #include "admin.h"
 #include "catalog.h"
 #include "conf.h"
+#include "handoff.h"
 #include "http.h"
 #include "idem.h"
+#include "listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "orders.h"
 #include "payment.h"
 #include "pool.h"
-#include "purchase.h"
 #include "sd.h"
 #include "service.h"
+#include "work.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -283,85 +285,18 @@ static void log_figures(struct catalog *cat)
 	}
 }
 
-/* Opens the listening sockets: systemd's, shared by every loop, or the
- * config's, one set per loop (the first binds, the others join it with
- * SO_REUSEPORT, so the kernel spreads new connections over the loops).
- * Returns the count per set (*nsets sets in *fds, *owned if we made them),
- * or -1. */
-static int open_sockets(const struct conf *c, int **fds, size_t *nsets, int *owned)
-{
-	char err[256], addr[96];
-	int first, n, i;
-	size_t set = 0;
-
-	n = sysd_listen_fds(&first, err, sizeof(err));
-	if (n < 0) {
-		log_err("socket activation: %s", err);
-		return -1;
-	}
-	*owned = n == 0;
-	*nsets = 1;
-	if (n == 0) {
-		n = (int)c->nlisten;
-		*nsets = c->io_threads;
-	} else {
-		log_notice("socket activation: serving the %d socket%s systemd passed; "
-			   "\"listen\" and -l are ignored; the %u loops share %s", n,
-			   n == 1 ? "" : "s", c->io_threads, n == 1 ? "it" : "them");
-	}
-	*fds = calloc((size_t)n * *nsets, sizeof(**fds));
-	if (!*fds) {
-		log_err("out of memory");
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		if (*owned) {
-			if (http_listen(&c->listen[i], &(*fds)[i], addr, sizeof(addr),
-					err, sizeof(err)) < 0) {
-				log_err("%s", err);
-				goto fail;
-			}
-			log_notice("listening on %s", addr);
-		} else {
-			(*fds)[i] = first + i;
-			http_sockname(first + i, addr, sizeof(addr));
-			log_notice("listening on %s (socket from systemd)", addr);
-		}
-	}
-	for (set = 1; set < *nsets; set++) {
-		for (i = 0; i < n; i++) {
-			if (http_listen_again((*fds)[i], &(*fds)[set * (size_t)n + (size_t)i],
-					      err, sizeof(err)) < 0) {
-				log_err("%s (the socket of loop %zu)", err, set);
-				goto fail;
-			}
-		}
-	}
-	if (*nsets > 1)
-		log_info("each of the %zu loops accepts on its own socket%s (SO_REUSEPORT)",
-			 *nsets, n == 1 ? "" : "s");
-	return n;
-fail:
-	/* Sets before set are whole; set has i. */
-	for (size_t k = set * (size_t)n + (size_t)i; *owned && k-- > 0;)
-		close((*fds)[k]);
-	free(*fds);
-	*fds = NULL;
-	return -1;
-}
-
 /* A worker's batch (arg: the ledger): the replies it finishes and the
  * orders it confirms are handed on at its end, each in one go. */
 static void work_batch_begin(void *arg)
 {
-	http_batch_begin(NULL);
+	handoff_batch_begin(NULL);
 	ledger_hold(arg);
 }
 
 static void work_batch_end(void *arg)
 {
 	ledger_release(arg);
-	http_batch_end(NULL);
+	handoff_batch_end(NULL);
 }
 
 /* Around each ledger batch's completions (ledger thread): the replies are
@@ -369,13 +304,13 @@ static void work_batch_end(void *arg)
 static void ledger_batch_begin(void *arg)
 {
 	(void)arg;
-	http_job_hold();
+	handoff_hold();
 }
 
 static void ledger_batch_end(void *arg)
 {
 	(void)arg;
-	http_job_release();
+	handoff_release();
 }
 
 /* Runs the daemon until a signal stops it; returns the exit status. The
@@ -400,9 +335,9 @@ static int run(struct conf **cp, const struct options *o)
 	/* Workers hold the jobs they finish for the length of a batch. */
 	const struct pool_ops pool_ops = {
 		.batch_begin = work_batch_begin,
-		.run = purchase_work,
+		.run = work_run,
 		.batch_end = work_batch_end,
-		.cancel = purchase_cancel,
+		.cancel = work_cancel,
 	};
 	int *fds = NULL, nfds = 0, owned = 0, rc = 1;
 	size_t nsets = 1;
@@ -469,9 +404,9 @@ static int run(struct conf **cp, const struct options *o)
 		/* The loops reserve themselves; ledger reads get two threads. */
 		const struct pool_ops read_ops = {
 			.batch_begin = work_batch_begin,
-			.run = purchase_read_work,
+			.run = work_read,
 			.batch_end = work_batch_end,
-			.cancel = purchase_cancel,
+			.cancel = work_cancel,
 		};
 
 		if (pool_create(2, c->queue_depth, &read_ops, orders_ledger(orders),
@@ -481,7 +416,7 @@ static int run(struct conf **cp, const struct options *o)
 		}
 		env.reads = reads;
 	}
-	nfds = open_sockets(c, &fds, &nsets, &owned);
+	nfds = listen_open(c, &fds, &nsets, &owned);
 	if (nfds < 0)
 		goto out;
 	d.base = event_base_new();
@@ -565,7 +500,7 @@ out:
 	for (size_t i = 0; owned && nfds > 0 && i < (size_t)nfds * nsets; i++)
 		close(fds[i]);
 	free(fds);
-	http_release_ports();
+	listen_release_ports();
 	for (int i = 0; i < 3; i++)
 		if (sigs[i])
 			event_free(sigs[i]);

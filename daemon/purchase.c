@@ -9,17 +9,18 @@
  * Idempotency-Key the first request of a key holds it in the in-flight set
  * (idem.c) until its reply is final, and its reply is stored with the order
  * (or, when it sold nothing, on its own) so a retry gets it back. Results go
- * back to the owning loop through http_job_done(); nothing here touches
+ * back to the owning loop through loop_job_done(); nothing here touches
  * evhttp.
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
-#include "http.h"
+#include "handoff.h"
+#include "loop.h"
 #include "log.h"
 #include "metrics.h"
 #include "purchase.h"
@@ -36,11 +37,12 @@ static void release(struct job *j)
 
 void purchase_done(struct job *j, enum job_result result, int error)
 {
+	assert(j->state == JOB_QUEUED || j->state == JOB_PAYING);
 	idem_end(j->env->idem, j);
 	j->result = result;
 	j->error = error;
 	j->state = JOB_DONE;
-	http_job_done(j);
+	loop_job_done(j);
 }
 
 /* The ledger stored (or failed to store) a reply that sold nothing; the
@@ -92,7 +94,9 @@ static void committed(struct orders_commit *c, int status)
 	purchase_done(j, JOB_CREATED, 0); /* keyed: j->reply holds the 201 */
 }
 
-void purchase_settle(struct job *j)
+/* Decides the payment of a reserved job and confirms or releases it. The
+ * caller must not touch j afterwards. */
+static void purchase_settle(struct job *j)
 {
 	struct orders_commit *c = &j->commit;
 	struct order *o = &c->order;
@@ -136,6 +140,26 @@ void purchase_settle(struct job *j)
 	orders_commit(j->env->orders, c);
 }
 
+/* The end of the loop iteration in which payment timers fired: their
+ * commits go to the ledger (arg: the ledger). */
+static void settled(void *ledger)
+{
+	ledger_release(ledger);
+}
+
+/* On j's loop: its async payment is over. The commits of every payment
+ * timer that fires in one loop iteration go to the ledger as one batch:
+ * the first holds this thread's submissions and has the loop call settled
+ * after the iteration's other timers (they were all made active before the
+ * first ran). */
+static void pay_timer(struct job *j)
+{
+	assert(j->state == JOB_PAYING);
+	if (loop_defer(j->loop, settled, j->env->ledger))
+		ledger_hold(j->env->ledger);
+	purchase_settle(j); /* ends in loop_job_done, maybe at once */
+}
+
 /* The largest quantity a buyer of tier could get right now. */
 static int64_t buyable(struct seller *s, enum seller_pool tier)
 {
@@ -147,36 +171,6 @@ static int64_t buyable(struct seller *s, enum seller_pool tier)
 	if (tier == SELLER_VIP && snap.available[SELLER_VIP] > n)
 		n = snap.available[SELLER_VIP];
 	return n;
-}
-
-int purchase_find_order(struct job *j, struct ledger_order **o)
-{
-	int rc = ledger_get_order(j->env->ledger, j->order_id, o);
-
-	if (rc == -ENOENT) {
-		purchase_done(j, JOB_NOT_FOUND, 0);
-		return 1;
-	}
-	if (rc < 0) {
-		answer_error(&j->reply, 503, "unavailable", "the ledger cannot be read (%s)",
-			     strerror(-rc));
-		purchase_done(j, JOB_REPLY, 0);
-		return 1;
-	}
-	return 0;
-}
-
-/* GET /v1/orders/{id}: the order as the ledger has it. */
-static void order_lookup(struct job *j)
-{
-	struct ledger_order *o = NULL;
-	int rc;
-
-	if (purchase_find_order(j, &o))
-		return;
-	rc = answer_order(&j->reply, 200, o, -1);
-	free(o);
-	purchase_done(j, rc < 0 ? JOB_FAILED : JOB_REPLY, rc);
 }
 
 /* The Idempotency-Key's checks before anything is sold. Returns 1 if the
@@ -219,20 +213,10 @@ static int idempotent(struct job *j)
 	return 1;
 }
 
-/* Everything a job does off the loop, on whatever thread runs it. */
-static void run(struct job *j)
+void purchase_run(struct job *j, uint64_t now)
 {
-	uint64_t now = metrics_queue_wait(j->times.queued);
 	int rc;
 
-	if (j->kind == JOB_ORDER) {
-		order_lookup(j);
-		return;
-	}
-	if (j->kind == JOB_REFUND) {
-		admin_refund_work(j);
-		return;
-	}
 	if (j->idem_key[0] && idempotent(j))
 		return;
 	if (j->reserved) { /* on its loop, by purchase_refuse_sold_out */
@@ -249,8 +233,7 @@ static void run(struct job *j)
 			purchase_done(j, JOB_SOLD_OUT, 0);
 			return;
 		}
-		answer_sold_out(&j->reply, j->in.tier == SELLER_VIP ? "vip or general"
-			       : "general", j->in.quantity, (long long)j->available);
+		answer_sold_out(&j->reply, j->in.tier, j->in.quantity, j->available);
 		remember(j, JOB_SOLD_OUT);
 		return;
 	}
@@ -263,15 +246,16 @@ static void run(struct job *j)
 		purchase_settle(j);
 	} else if (j->plan.mode == CONF_PAYMENT_BLOCKING) {
 		/* Replies and commits held by this worker go out first. */
-		http_job_flush();
+		handoff_flush();
 		ledger_flush(j->env->ledger);
 		payment_sleep(&j->plan);
 		purchase_settle(j);
 	} else {
-		/* The loop arms a timer and calls purchase_settle when it fires.
-		 * The key (if any) stays held: the purchase is in flight. */
+		/* The loop calls pay_timer when the payment is over. The key
+		 * (if any) stays held: the purchase is in flight. */
+		assert(j->state == JOB_QUEUED);
 		j->state = JOB_PAYING;
-		http_job_done(j);
+		loop_job_after(j, j->plan.latency_ms, pay_timer);
 	}
 }
 
@@ -316,51 +300,4 @@ void purchase_unreserve(struct job *j)
 		j->reserved = 0;
 		release(j);
 	}
-}
-
-/* True if j reads the ledger (the disk) before it can go on. */
-static int reads_ledger(const struct job *j)
-{
-	return j->kind != JOB_PURCHASE || j->idem_key[0];
-}
-
-void purchase_work(struct pool_task *t, void *arg)
-{
-	struct job *j = job_of_task(t);
-	int rc;
-
-	(void)arg;
-	/* "workers": 0 runs this on the event loop itself: what reads the
-	 * ledger goes to the small reads pool instead, so no loop waits for
-	 * the disk. */
-	if (j->env->reads && reads_ledger(j)) {
-		rc = pool_submit(j->env->reads, &j->task, POOL_NORMAL);
-		if (rc < 0) {
-			if (rc == -EAGAIN)
-				answer_error(&j->reply, 503, "overloaded",
-					     "the server is busy; retry shortly");
-			else
-				answer_error(&j->reply, 503, "shutting_down",
-					     "the server is shutting down");
-			purchase_done(j, JOB_REPLY, 0);
-		}
-		return;
-	}
-	run(j);
-}
-
-void purchase_read_work(struct pool_task *t, void *arg)
-{
-	(void)arg;
-	run(job_of_task(t));
-}
-
-void purchase_cancel(struct pool_task *t, void *arg)
-{
-	struct job *j = job_of_task(t);
-
-	(void)arg;
-	purchase_unreserve(j);
-	answer_error(&j->reply, 503, "shutting_down", "the server is shutting down");
-	purchase_done(j, JOB_REPLY, 0);
 }
