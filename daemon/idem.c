@@ -1,7 +1,7 @@
 /*
  * idem.c: Idempotency-Key's header check, request digest and in-flight set
  * (see idem.h). The set is a fixed table of buckets; each bucket's mutex
- * guards its chain of jobs (linked by job->idem_next) and nothing else, and
+ * guards its chain of jobs (linked by idem_link.next) and nothing else, and
  * is held for a walk of that chain only: no I/O, no allocation.
  */
 #include "config.h"
@@ -16,13 +16,12 @@
 
 #include "catalog.h"
 #include "idem.h"
-#include "job.h"
 
 #define IDEM_BUCKETS 256u
 
 struct idem_bucket {
 	pthread_mutex_t lock;         /* guards head and the chain behind it */
-	struct job *head;
+	struct idem_link *head;
 };
 
 struct idem {
@@ -109,40 +108,40 @@ static unsigned bucket_of(const char *key)
 	return h % IDEM_BUCKETS;
 }
 
-int idem_begin(struct idem *s, struct job *j)
+int idem_begin(struct idem *s, struct idem_link *l)
 {
-	struct idem_bucket *b = &s->b[bucket_of(j->idem_key)];
+	struct idem_bucket *b = &s->b[bucket_of(l->key)];
 	int rc = 0;
 
 	pthread_mutex_lock(&b->lock);
-	for (struct job *o = b->head; o; o = o->idem_next)
-		if (strcmp(o->idem_key, j->idem_key) == 0) {
+	for (struct idem_link *o = b->head; o; o = o->next)
+		if (strcmp(o->key, l->key) == 0) {
 			rc = -EBUSY;
 			break;
 		}
 	if (!rc) {
-		j->idem_next = b->head;
-		b->head = j;
-		j->idem_held = 1;
+		l->next = b->head;
+		b->head = l;
+		l->held = 1;
 	}
 	pthread_mutex_unlock(&b->lock);
 	return rc;
 }
 
-void idem_end(struct idem *s, struct job *j)
+void idem_end(struct idem *s, struct idem_link *l)
 {
 	struct idem_bucket *b;
 
-	if (!j->idem_held)
+	if (!l->held)
 		return;
-	b = &s->b[bucket_of(j->idem_key)];
+	b = &s->b[bucket_of(l->key)];
 	pthread_mutex_lock(&b->lock);
-	for (struct job **pp = &b->head; *pp; pp = &(*pp)->idem_next)
-		if (*pp == j) {
-			*pp = j->idem_next;
+	for (struct idem_link **pp = &b->head; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
 			break;
 		}
 	pthread_mutex_unlock(&b->lock);
-	j->idem_held = 0;
-	j->idem_next = NULL;
+	l->held = 0;
+	l->next = NULL;
 }

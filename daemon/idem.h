@@ -8,7 +8,7 @@
  * Threads: idem_header runs on a loop (it reads evhttp headers); the set is
  * shared by every worker and the ledger thread, striped into buckets that
  * each have a mutex guarding only that bucket's chain. The set allocates
- * nothing: a key is the job's own copy, linked in through the job.
+ * nothing: a key is the job's own copy (struct idem_link), linked in place.
  */
 #ifndef TICKETD_IDEM_H
 #define TICKETD_IDEM_H
@@ -21,9 +21,17 @@
 #define IDEM_KEY_MAX LEDGER_IDEM_KEY_MAX   /* 255 bytes */
 
 struct evkeyvalq;
-struct job;
 struct catalog_event;
 struct idem;
+
+/* A purchase's key as the in-flight set sees it: embedded in the request's
+ * job, linked in by idem_begin, so the set allocates nothing. */
+struct idem_link {
+	char key[IDEM_KEY_MAX + 1];           /* "" if none */
+	unsigned char hash[LEDGER_HASH_LEN];  /* its purchase's digest (idem_digest) */
+	struct idem_link *next;               /* in-flight set link */
+	int held;                             /* the key is in the in-flight set */
+};
 
 int idem_create(struct idem **out);
 void idem_destroy(struct idem *s);
@@ -41,9 +49,9 @@ int idem_header(const struct evkeyvalq *headers, char *key, struct request_error
 void idem_digest(const struct catalog_event *ev, const struct request_purchase *in,
 		 unsigned char out[LEDGER_HASH_LEN]);
 
-/* Marks j->idem_key in flight: 0, or -EBUSY if another request holds it. */
-int idem_begin(struct idem *s, struct job *j);
-/* Drops j's key from the set (no-op unless idem_begin gave 0). */
-void idem_end(struct idem *s, struct job *j);
+/* Marks l->key in flight: 0, or -EBUSY if another request holds it. */
+int idem_begin(struct idem *s, struct idem_link *l);
+/* Drops l's key from the set (no-op unless idem_begin gave 0). */
+void idem_end(struct idem *s, struct idem_link *l);
 
 #endif /* TICKETD_IDEM_H */

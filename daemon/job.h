@@ -88,10 +88,8 @@ struct job {
 	struct payment_plan plan;     /* purchase: payment settings it started with */
 	struct orders_commit commit;  /* the ledger request: order, stored reply, refund */
 	char order_id[REQUEST_ID_MAX + 1]; /* JOB_ORDER, JOB_REFUND: the id asked for */
-	char idem_key[IDEM_KEY_MAX + 1];   /* purchase: Idempotency-Key, "" if none */
-	unsigned char idem_hash[LEDGER_HASH_LEN]; /* purchase: its digest (idem.c) */
-	struct job *idem_next;        /* in-flight set link (idem.c) */
-	int idem_held;                /* the key is in the in-flight set */
+	struct idem_link idem;        /* purchase: its Idempotency-Key ("" if none),
+				       * digest and in-flight link (idem.c) */
 	struct answer reply;          /* a reply built off the loop (status != 0):
 				       * JOB_REPLY, or a keyed purchase's 201/402/409 */
 	struct metrics_times times;   /* arrival, hand-off, payment start (metrics) */

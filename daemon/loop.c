@@ -92,6 +92,28 @@ void loop_answering(struct http_loop *lp, const struct job *j)
 			j->kind == JOB_REFUND ? METRICS_ROUTE_REFUND : METRICS_ROUTE_PURCHASE;
 }
 
+/* The outcome a purchase job's reply counts as in the metrics. */
+static enum metrics_outcome job_outcome(const struct job *j)
+{
+	switch (j->result) {
+	case JOB_CREATED: return METRICS_SOLD;
+	case JOB_SOLD_OUT: return METRICS_SOLD_OUT;
+	case JOB_DECLINED: return METRICS_DECLINED;
+	case JOB_UNAVAILABLE: return METRICS_UNAVAILABLE;
+	case JOB_REPLY:
+		/* Answered off the loop without a sale (purchase.c): a replay, a
+		 * key in progress or reused, or a 503 before the reserve. */
+		if (j->reply.flags & ANSWER_REPLAYED)
+			return METRICS_REPLAYED;
+		if (j->reply.status == 503)
+			return j->reply.body && strstr(j->reply.body, "\"overloaded\"") ?
+			       METRICS_OVERLOADED : METRICS_UNAVAILABLE;
+		return j->reply.status >= 500 ? METRICS_FAILED : METRICS_REJECTED;
+	default:
+		return METRICS_FAILED;
+	}
+}
+
 /* Sends the reply a finished job earned. */
 static void reply_job(struct http_loop *lp, struct job *j)
 {
@@ -100,7 +122,8 @@ static void reply_job(struct http_loop *lp, struct job *j)
 	const struct order *o = &j->commit.order;
 
 	loop_answering(lp, j);
-	metrics_job(j);
+	if (metrics_on && j->kind == JOB_PURCHASE)
+		metrics_purchase(j->ev, j->in.tier, job_outcome(j), j->from, j->in.quantity);
 	if (j->reply.status) { /* built off the loop (answer.c): JOB_REPLY, or a
 				* purchase with an Idempotency-Key */
 		loop_send_reply(lp, req, answer_write(&j->reply, req));

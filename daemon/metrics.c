@@ -33,7 +33,6 @@
 
 #include "catalog.h"
 #include "fmt.h"
-#include "job.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
@@ -296,35 +295,6 @@ void metrics_purchase_slow(const struct catalog_event *ev, enum seller_pool tier
 	bump(&e->purchases[tier][outcome], 1);
 	if (outcome == METRICS_SOLD && (unsigned)from < SELLER_NPOOLS)
 		bump(&e->sold[from], qty);
-}
-
-void metrics_job_slow(const struct job *j)
-{
-	enum metrics_outcome o;
-
-	if (j->kind != JOB_PURCHASE)
-		return;
-	switch (j->result) {
-	case JOB_CREATED: o = METRICS_SOLD; break;
-	case JOB_SOLD_OUT: o = METRICS_SOLD_OUT; break;
-	case JOB_DECLINED: o = METRICS_DECLINED; break;
-	case JOB_UNAVAILABLE: o = METRICS_UNAVAILABLE; break;
-	case JOB_REPLY:
-		/* Answered off the loop without a sale (purchase.c): a replay, a
-		 * key in progress or reused, or a 503 before the reserve. */
-		if (j->reply.flags & ANSWER_REPLAYED)
-			o = METRICS_REPLAYED;
-		else if (j->reply.status == 503)
-			o = j->reply.body && strstr(j->reply.body, "\"overloaded\"") ?
-			    METRICS_OVERLOADED : METRICS_UNAVAILABLE;
-		else if (j->reply.status >= 500)
-			o = METRICS_FAILED;
-		else
-			o = METRICS_REJECTED;
-		break;
-	default: o = METRICS_FAILED; break;
-	}
-	metrics_purchase_slow(j->ev, j->in.tier, o, j->from, j->in.quantity);
 }
 
 void metrics_refund_slow(const struct catalog_event *ev, enum seller_pool pool,

@@ -33,7 +33,6 @@
 
 struct catalog;
 struct catalog_event;
-struct job;
 struct ledger_stats;
 struct pool;
 
@@ -127,14 +126,6 @@ static inline void metrics_purchase(const struct catalog_event *ev,
 	if (metrics_on)
 		metrics_purchase_slow(ev, tier, outcome, from, qty);
 }
-/* A purchase job is being answered: counts its outcome (from its result)
- * and, if sold, its tickets. Other jobs are ignored. */
-void metrics_job_slow(const struct job *j);
-static inline void metrics_job(const struct job *j)
-{
-	if (metrics_on)
-		metrics_job_slow(j);
-}
 /* qty tickets of ev's pool were refunded (any thread). */
 void metrics_refund_slow(const struct catalog_event *ev, enum seller_pool pool,
 			 unsigned qty);
@@ -209,7 +200,6 @@ static inline void metrics_refund(const struct catalog_event *ev,
 {
 	(void)ev; (void)pool; (void)qty;
 }
-static inline void metrics_job(const struct job *j) { (void)j; }
 static inline uint64_t metrics_queue_wait(uint64_t queued) { (void)queued; return 0; }
 static inline uint64_t metrics_reserve(const struct seller_core *core, uint64_t t)
 {

@@ -38,7 +38,7 @@ static void release(struct job *j)
 void purchase_done(struct job *j, enum job_result result, int error)
 {
 	assert(j->state == JOB_QUEUED || j->state == JOB_PAYING);
-	idem_end(j->env->idem, j);
+	idem_end(j->env->idem, &j->idem);
 	j->result = result;
 	j->error = error;
 	j->state = JOB_DONE;
@@ -52,7 +52,7 @@ static void remembered(struct orders_commit *c, int status)
 	struct job *j = job_of_commit(c);
 
 	if (status < 0 && status != -EEXIST)
-		log_debug("Idempotency-Key %s: reply %d not stored: %s", j->idem_key,
+		log_debug("Idempotency-Key %s: reply %d not stored: %s", j->idem.key,
 			  j->reply.status, strerror(-status));
 	purchase_done(j, j->result, 0);
 }
@@ -68,8 +68,8 @@ static void remember(struct job *j, enum job_result result)
 		purchase_done(j, JOB_FAILED, -ENOMEM); /* not stored */
 		return;
 	}
-	c->idem.key = j->idem_key;
-	memcpy(c->idem.req_hash, j->idem_hash, sizeof(c->idem.req_hash));
+	c->idem.key = j->idem.key;
+	memcpy(c->idem.req_hash, j->idem.hash, sizeof(c->idem.req_hash));
 	c->idem.status = j->reply.status;
 	c->idem.body = j->reply.body;
 	c->done = remembered;
@@ -104,7 +104,7 @@ static void purchase_settle(struct job *j)
 	metrics_payment(j->times.paying);
 	if (payment_declined(&j->plan)) {
 		release(j);
-		if (!j->idem_key[0]) {
+		if (!j->idem.key[0]) {
 			purchase_done(j, JOB_DECLINED, 0);
 			return;
 		}
@@ -120,7 +120,7 @@ static void purchase_settle(struct job *j)
 	o->quantity = j->in.quantity;
 	memcpy(o->buyer, j->in.buyer, j->in.buyer_len + 1);
 	memset(&c->idem, 0, sizeof(c->idem));
-	if (j->idem_key[0]) {
+	if (j->idem.key[0]) {
 		/* The 201 a retry gets back commits with the order. */
 		char *body = answer_order_json(o->id, o->event, seller_pool_name(o->pool),
 					       o->quantity, o->buyer);
@@ -131,8 +131,8 @@ static void purchase_settle(struct job *j)
 			return;
 		}
 		answer_take(&j->reply, 201, body, ANSWER_LOCATION, o->id);
-		c->idem.key = j->idem_key;
-		memcpy(c->idem.req_hash, j->idem_hash, sizeof(c->idem.req_hash));
+		c->idem.key = j->idem.key;
+		memcpy(c->idem.req_hash, j->idem.hash, sizeof(c->idem.req_hash));
 		c->idem.status = 201;
 		c->idem.body = body;
 	}
@@ -183,20 +183,20 @@ static int idempotent(struct job *j)
 	char *body;
 	int rc;
 
-	idem_digest(j->ev, &j->in, j->idem_hash);
-	if (idem_begin(j->env->idem, j) < 0) {
+	idem_digest(j->ev, &j->in, j->idem.hash);
+	if (idem_begin(j->env->idem, &j->idem) < 0) {
 		answer_error(&j->reply, 409, "in_progress", "a request with this "
 			     "Idempotency-Key is still in progress; retry later");
 		purchase_done(j, JOB_REPLY, 0);
 		return 1;
 	}
-	rc = ledger_idem_lookup(j->env->ledger, j->idem_key, &rec);
+	rc = ledger_idem_lookup(j->env->ledger, j->idem.key, &rec);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0) {
 		answer_error(&j->reply, 503, "unavailable", "the ledger cannot be read (%s)",
 			     strerror(-rc));
-	} else if (memcmp(rec->req_hash, j->idem_hash, sizeof(j->idem_hash)) != 0) {
+	} else if (memcmp(rec->req_hash, j->idem.hash, sizeof(j->idem.hash)) != 0) {
 		answer_error(&j->reply, 422, "idempotency_key_reused", "this "
 			     "Idempotency-Key was used for a different purchase");
 	} else {
@@ -217,7 +217,7 @@ void purchase_run(struct job *j, uint64_t now)
 {
 	int rc;
 
-	if (j->idem_key[0] && idempotent(j))
+	if (j->idem.key[0] && idempotent(j))
 		return;
 	if (j->reserved) { /* on its loop, by purchase_refuse_sold_out */
 		j->reserved = 0;
@@ -229,7 +229,7 @@ void purchase_run(struct job *j, uint64_t now)
 	}
 	if (rc == SELLER_SOLD_OUT) {
 		j->available = buyable(j->ev->seller, j->in.tier);
-		if (!j->idem_key[0]) {
+		if (!j->idem.key[0]) {
 			purchase_done(j, JOB_SOLD_OUT, 0);
 			return;
 		}
@@ -274,7 +274,7 @@ int purchase_refuse_sold_out(struct job *j)
 	int rc;
 
 	j->reserved = 0;
-	if (j->kind != JOB_PURCHASE || j->idem_key[0] ||
+	if (j->kind != JOB_PURCHASE || j->idem.key[0] ||
 	    !seller_sold_out_hint(j->ev->seller, j->in.tier, j->in.quantity))
 		return 0;
 	t0 = metrics_now();

@@ -239,7 +239,7 @@ static void route_purchase(struct http_loop *lp, struct evhttp_request *req,
 			return;
 		}
 	}
-	if (idem_header(evhttp_request_get_input_headers(req), j->idem_key, &rerr) < 0) {
+	if (idem_header(evhttp_request_get_input_headers(req), j->idem.key, &rerr) < 0) {
 		handoff_job_put(&lp->handoff, j);
 		loop_send_error(lp, req, rerr.status, rerr.code, "%s", rerr.message);
 		return;

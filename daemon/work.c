@@ -144,7 +144,7 @@ static void run(struct job *j)
 /* True if j reads the ledger (the disk) before it can go on. */
 static int reads_ledger(const struct job *j)
 {
-	return j->kind != JOB_PURCHASE || j->idem_key[0];
+	return j->kind != JOB_PURCHASE || j->idem.key[0];
 }
 
 void work_run(struct pool_task *t, void *arg)
