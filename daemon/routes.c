@@ -301,7 +301,7 @@ static int check_framing(struct http_loop *lp, struct evhttp_request *req)
 }
 
 /* POST /v1/orders/{id}/refund: the token is checked here, the refund runs
- * on a worker (admin.c). */
+ * on a worker (work.c). */
 static void route_refund(struct http_loop *lp, struct evhttp_request *req,
 			 const struct request_route *rt)
 {
