@@ -1,17 +1,15 @@
 /*
  * ledger_sqlite.c: the SQLite engine of the durable order ledger, its
  * ledger_sqlite_ops (ledger.h has the contract and the checks made before
- * a request gets here, docs/ledger.md the schema).
- *
- * One ledger thread owns the write connection. Submitters append their
- * request to a singly linked list under qlock and wake the thread; it takes
- * the whole list, runs it in one BEGIN IMMEDIATE .. COMMIT (each request in
- * its own SAVEPOINT so a duplicate id fails alone), and after COMMIT calls
- * every done(). A batch that fails as a whole (disk full, I/O error) is
- * rolled back and every request in it gets the error. Reads use a small
- * pool of query_only connections, each behind its own mutex; WAL lets them
- * run while the ledger thread writes. Nothing crosses threads but the
- * queue, the stats (under stats_lock) and the readers (under their locks).
+ * a request gets here, docs/ledger.md the schema): opening (the state
+ * dir and its lock, the checks of an existing file, the schema, the
+ * upgrade from schema 1, the recovery of a lost WAL), closing, and the
+ * ops table. The writes are ledger_sqlite_write.c's (one ledger thread
+ * owns the write connection and commits a batch per transaction), the
+ * reads ledger_sqlite_read.c's (a pool of query_only connections); what
+ * crosses between them is in ledger_sqlite_db.h. Nothing crosses threads
+ * but the queue, the stats (under stats_lock) and the readers (under
+ * their locks).
  */
 #include "config.h"
 
@@ -19,8 +17,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ledger_sqlite.h"
 #include "ledger_sqlite_db.h"
 #include "log.h"
 #include "thread.h"
-
-#define PURGE_CHUNK 1000              /* keys deleted per background purge txn */
-#define PURGE_INTERVAL_MAX_S 60       /* background purge period, at most */
-#define FAIL_LOG_INTERVAL_NS 1000000000LL /* one failure line per second */
 
 /* The tickets of every order, derived: "<id>-<n>" for n = 1..quantity. For
  * the shell and the audit; the daemon derives them in C (ledger_get_order). */
@@ -96,869 +89,12 @@ const char ledger_schema_sql[] =
 
 _Static_assert(LEDGER_APPLICATION_ID == 1953063787, "the schema's application_id");
 
-/* The write connection's statements, prepared once. */
-enum wstmt {
-	W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
-	W_INS_ORDER, W_INS_COUNT, W_ADD_COUNTS,
-	W_DEL_OLD_KEY, W_INS_IDEM,
-	W_GET_STATE, W_SET_REFUNDED, W_INS_REFUND,
-	W_PURGE_ALL, W_PURGE_CHUNK,
-	W_COUNT
-};
-
-static const char *const wsql[W_COUNT] = {
-	[W_BEGIN] = "BEGIN IMMEDIATE",
-	[W_COMMIT] = "COMMIT",
-	[W_ROLLBACK] = "ROLLBACK",
-	[W_SAVEPOINT] = "SAVEPOINT req",
-	[W_RELEASE] = "RELEASE req",
-	[W_ROLLBACK_TO] = "ROLLBACK TO req",
-	[W_INS_ORDER] =
-		"INSERT INTO orders (id, event, tier, pool, quantity, buyer, idem_key,"
-		" req_hash, state, created_ms, updated_ms)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'confirmed', ?9, ?9)",
-	[W_INS_COUNT] = "INSERT OR IGNORE INTO counts (event, pool, sold, refunded)"
-			" VALUES (?1, ?2, 0, 0)",
-	[W_ADD_COUNTS] = "UPDATE counts SET sold = sold + ?3, refunded = refunded + ?4"
-			 " WHERE event = ?1 AND pool = ?2",
-	[W_DEL_OLD_KEY] = "DELETE FROM idempotency WHERE key = ?1 AND created_ms < ?2",
-	[W_INS_IDEM] = "INSERT INTO idempotency (key, req_hash, status, body, order_id,"
-		       " created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[W_GET_STATE] = "SELECT state, event, pool, quantity FROM orders WHERE id = ?1",
-	[W_SET_REFUNDED] = "UPDATE orders SET state = 'refunded', updated_ms = ?2"
-			   " WHERE id = ?1 AND state = 'confirmed'",
-	[W_INS_REFUND] = "INSERT INTO refunds (order_id, refunded_ms) VALUES (?1, ?2)",
-	[W_PURGE_ALL] = "DELETE FROM idempotency WHERE created_ms < ?1",
-	[W_PURGE_CHUNK] = "DELETE FROM idempotency WHERE key IN (SELECT key FROM"
-			  " idempotency WHERE created_ms < ?1 ORDER BY created_ms LIMIT ?2)",
-};
-
-/* One (event, pool) row's change in the counts table during a batch: the
- * batch adds them up and writes each row once, before COMMIT. event points
- * into a request, valid until its done(). */
-struct count_delta {
-	const char *event;
-	enum seller_pool pool;
-	int64_t sold, refunded;
-};
-#define COUNT_SLOTS 64                /* distinct rows before a flush */
-
-/* A read connection's statements. */
-enum rstmt { R_ORDER, R_IDEM, R_SOLD, R_COUNT };
-
-static const char *const rsql[R_COUNT] = {
-	[R_ORDER] = "SELECT id, event, tier, pool, quantity, buyer, idem_key, state,"
-		    " created_ms, updated_ms FROM orders WHERE id = ?1",
-	[R_IDEM] = "SELECT req_hash, status, body, order_id, created_ms FROM idempotency"
-		   " WHERE key = ?1 AND created_ms >= ?2",
-	[R_SOLD] = "SELECT event, pool, SUM(quantity) FROM orders WHERE state = 'confirmed'"
-		   " GROUP BY event, pool ORDER BY event, pool",
-};
-
-struct ledger_reader {
-	pthread_mutex_t lock;            /* guards db and st[] */
-	sqlite3 *db;
-	sqlite3_stmt *st[R_COUNT];
-};
-
-struct ledger_sqlite {
-	struct ledger base;              /* ops, epoch; must stay first */
-	char *dir;
-	char *path;                      /* dir/ledger.db */
-	enum ledger_sync sync;
-	int64_t ttl_ms;
-	int64_t (*now_ms)(void);
-	void (*batch_begin)(void *arg);  /* around a batch's done()s; may be NULL */
-	void (*batch_end)(void *arg);
-	void *batch_arg;
-	int dir_fd;                      /* the state dir, flock'ed */
-	int lock_fd;                     /* flock'ed dir/ledger.lock (older ticketd) */
-
-	/* ledger thread only (and open/close, when it isn't running) */
-	sqlite3 *db;
-	sqlite3_stmt *st[W_COUNT];
-	struct count_delta deltas[COUNT_SLOTS]; /* this batch's counts changes */
-	unsigned ndeltas;
-	int64_t purge_interval_ns;
-	int64_t next_purge_ns;           /* CLOCK_MONOTONIC */
-	int purge_more;                  /* last chunk was full: go on */
-	uint64_t fail_streak;            /* failed batches in a row */
-	uint64_t fail_unlogged;          /* failures not logged (rate limit) */
-	int64_t fail_logged_ns;
-
-	pthread_t thread;
-	int thread_started;
-
-	pthread_mutex_t qlock;           /* guards head, tail, queued, stopping, waiting */
-	pthread_cond_t qcond;            /* signalled on submit and close */
-	struct ledger_req *head, *tail;
-	uint64_t queued;
-	int stopping;
-	int waiting;                     /* the ledger thread sleeps on qcond */
-
-	pthread_mutex_t stats_lock;      /* guards stats (except queued) */
-	struct ledger_stats stats;
-
-	unsigned nreaders;
-	struct ledger_reader *readers;
-};
-
-static struct ledger_sqlite *sqlite_of(struct ledger *base)
-{
-	return (struct ledger_sqlite *)base; /* base is its first member */
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static int64_t real_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- small SQLite helpers ------------------------------------------------------ */
-
-/* Steps a statement that returns no rows and resets it; SQLITE_OK or the error. */
-static int run(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-/* An error of one request (it fails alone), not of the batch. */
-static int request_error(int rc)
-{
-	return (rc & 0xff) == SQLITE_CONSTRAINT;
-}
-
-/* -errno for a SQLite result code. */
-static int sql_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-		return 0;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	default:
-		return -EIO;
-	}
-}
-
-static int bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
-}
-
-/* ---- the write path ----------------------------------------------------------- */
-
-/* ledger_ops.submit: appends the chain head..tail (n requests) to l's
- * queue with one lock and at most one wakeup; 0 or -ESHUTDOWN (nothing
- * appended). */
-static int enqueue(struct ledger *base, struct ledger_req *head, struct ledger_req *tail,
-		   uint64_t n)
-{
-	struct ledger_sqlite *l = sqlite_of(base);
-	int wake;
-
-	pthread_mutex_lock(&l->qlock);
-	if (l->stopping) {
-		pthread_mutex_unlock(&l->qlock);
-		return -ESHUTDOWN;
-	}
-	if (l->tail)
-		l->tail->next = head;
-	else
-		l->head = head;
-	l->tail = tail;
-	l->queued += n;
-	wake = l->waiting;
-	pthread_mutex_unlock(&l->qlock);
-	if (wake)
-		pthread_cond_signal(&l->qcond);
-	return 0;
-}
-
-/* Stores the idempotency record of r (order_id NULL for a RESULT). */
-static int put_idem(struct ledger_sqlite *l, const struct ledger_idem_in *in,
-		    const char *order_id, int64_t now)
-{
-	sqlite3_stmt *st = l->st[W_DEL_OLD_KEY];
-	int rc;
-
-	/* An expired key the purge has not reached yet may be used again. */
-	bind_text(st, 1, in->key);
-	sqlite3_bind_int64(st, 2, now - l->ttl_ms);
-	rc = run(st);
-	if (rc != SQLITE_OK)
-		return rc;
-	st = l->st[W_INS_IDEM];
-	bind_text(st, 1, in->key);
-	sqlite3_bind_blob(st, 2, in->req_hash, LEDGER_HASH_LEN, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, in->status);
-	bind_text(st, 4, in->body);
-	bind_text(st, 5, order_id);
-	sqlite3_bind_int64(st, 6, now);
-	return run(st);
-}
-
-/* Writes the batch's counts changes, one UPDATE per (event, pool) row. */
-static int flush_counts(struct ledger_sqlite *l)
-{
-	int rc = SQLITE_OK;
-
-	for (unsigned i = 0; i < l->ndeltas && rc == SQLITE_OK; i++) {
-		const struct count_delta *d = &l->deltas[i];
-		sqlite3_stmt *st = l->st[W_INS_COUNT];
-
-		bind_text(st, 1, d->event);
-		bind_text(st, 2, seller_pool_name(d->pool));
-		rc = run(st);
-		if (rc != SQLITE_OK)
-			break;
-		st = l->st[W_ADD_COUNTS];
-		bind_text(st, 1, d->event);
-		bind_text(st, 2, seller_pool_name(d->pool));
-		sqlite3_bind_int64(st, 3, d->sold);
-		sqlite3_bind_int64(st, 4, d->refunded);
-		rc = run(st);
-	}
-	l->ndeltas = 0;
-	return rc;
-}
-
-/* Adds a committed request's change of the counts to the batch's table
- * (flushing it first when full). SQLITE_OK or the error. */
-static int count_request(struct ledger_sqlite *l, const struct ledger_req *r)
-{
-	const char *event;
-	enum seller_pool pool;
-	int64_t sold, refunded = 0;
-	unsigned i;
-	int rc;
-
-	if (r->op == LEDGER_OP_ORDER) {
-		event = r->order.event;
-		pool = r->order.pool;
-		sold = r->order.quantity;
-	} else if (r->op == LEDGER_OP_REFUND) {
-		event = r->refunded.event;
-		pool = r->refunded.pool;
-		sold = -(int64_t)r->refunded.quantity;
-		refunded = r->refunded.quantity;
-	} else {
-		return SQLITE_OK;
-	}
-	for (i = 0; i < l->ndeltas; i++)
-		if (l->deltas[i].pool == pool && strcmp(l->deltas[i].event, event) == 0)
-			break;
-	if (i == COUNT_SLOTS) {
-		rc = flush_counts(l);
-		if (rc != SQLITE_OK)
-			return rc;
-		i = 0;
-	}
-	if (i == l->ndeltas) {
-		l->deltas[i] = (struct count_delta){ .event = event, .pool = pool };
-		l->ndeltas++;
-	}
-	l->deltas[i].sold += sold;
-	l->deltas[i].refunded += refunded;
-	return SQLITE_OK;
-}
-
-static int apply_order(struct ledger_sqlite *l, struct ledger_req *r, int64_t now)
-{
-	const struct ledger_order_in *o = &r->order;
-	sqlite3_stmt *st = l->st[W_INS_ORDER];
-	int rc;
-
-	bind_text(st, 1, o->id);
-	bind_text(st, 2, o->event);
-	bind_text(st, 3, seller_pool_name(o->tier));
-	bind_text(st, 4, seller_pool_name(o->pool));
-	sqlite3_bind_int(st, 5, (int)o->quantity);
-	bind_text(st, 6, o->buyer);
-	bind_text(st, 7, r->idem.key);
-	if (r->idem.key)
-		sqlite3_bind_blob(st, 8, r->idem.req_hash, LEDGER_HASH_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 9, now);
-	rc = run(st);
-	if (rc != SQLITE_OK)
-		return rc;
-	if (r->idem.key)
-		rc = put_idem(l, &r->idem, o->id, now);
-	return rc;
-}
-
-static int apply_refund(struct ledger_sqlite *l, struct ledger_req *r, int64_t now)
-{
-	sqlite3_stmt *st = l->st[W_GET_STATE];
-	int rc;
-
-	bind_text(st, 1, r->refund_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		r->result = -ENOENT;
-		rc = SQLITE_OK;
-	} else if (rc == SQLITE_ROW) {
-		const char *state = (const char *)sqlite3_column_text(st, 0);
-		const char *event = (const char *)sqlite3_column_text(st, 1);
-		const char *pool = (const char *)sqlite3_column_text(st, 2);
-
-		rc = SQLITE_OK;
-		if (!state || !event || !pool) {
-			rc = SQLITE_NOMEM;
-		} else if (strcmp(state, "confirmed") != 0) {
-			r->result = -EALREADY;
-		} else {
-			snprintf(r->refunded.event, sizeof(r->refunded.event), "%s", event);
-			r->refunded.pool = strcmp(pool, "vip") == 0 ? SELLER_VIP : SELLER_GENERAL;
-			r->refunded.quantity = (unsigned)sqlite3_column_int(st, 3);
-		}
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_OK || r->result)
-		return rc;
-
-	st = l->st[W_SET_REFUNDED];
-	bind_text(st, 1, r->refund_id);
-	sqlite3_bind_int64(st, 2, now);
-	rc = run(st);
-	if (rc == SQLITE_OK) {
-		st = l->st[W_INS_REFUND];
-		bind_text(st, 1, r->refund_id);
-		sqlite3_bind_int64(st, 2, now);
-		rc = run(st);
-	}
-	return rc;
-}
-
-/* Runs one request inside the open transaction. Returns SQLITE_OK (r->result
- * holds the request's own outcome) or the SQLite error. */
-static int apply(struct ledger_sqlite *l, struct ledger_req *r, int64_t now)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	switch (r->op) {
-	case LEDGER_OP_ORDER:
-		return apply_order(l, r, now);
-	case LEDGER_OP_REFUND:
-		return apply_refund(l, r, now);
-	case LEDGER_OP_RESULT:
-		return put_idem(l, &r->idem, NULL, now);
-	case LEDGER_OP_PURGE:
-		st = l->st[W_PURGE_ALL];
-		sqlite3_bind_int64(st, 1, now - l->ttl_ms);
-		rc = run(st);
-		if (rc == SQLITE_OK)
-			r->result = sqlite3_changes(l->db);
-		return rc;
-	}
-	return SQLITE_MISUSE;
-}
-
-/* Logs a failed batch, at most once a second with the count skipped. */
-static void log_batch_failure(struct ledger_sqlite *l, size_t n, int rc)
-{
-	int64_t now = mono_ns();
-
-	l->fail_streak++;
-	if (l->fail_logged_ns && now - l->fail_logged_ns < FAIL_LOG_INTERVAL_NS) {
-		l->fail_unlogged++;
-		return;
-	}
-	if (l->fail_unlogged)
-		log_err("ledger: commit of %zu request(s) failed, none confirmed: %s "
-			"(%s); %" PRIu64 " more failed batch(es) not logged", n,
-			sqlite3_errstr(rc), sqlite3_errmsg(l->db), l->fail_unlogged);
-	else
-		log_err("ledger: commit of %zu request(s) failed, none confirmed: %s (%s)",
-			n, sqlite3_errstr(rc), sqlite3_errmsg(l->db));
-	l->fail_unlogged = 0;
-	l->fail_logged_ns = now;
-}
-
-/* Commits one batch (n requests from head on) and calls every done(). */
-static void run_batch(struct ledger_sqlite *l, struct ledger_req *head, size_t n)
-{
-	int64_t now = l->now_ms(), t0 = mono_ns(), dt;
-	uint64_t orders = 0, tickets = 0, refunds = 0, results = 0, purged = 0, errors = 0;
-	struct ledger_req *r, *next;
-	int rc;
-
-	if (!sqlite3_get_autocommit(l->db))
-		run(l->st[W_ROLLBACK]); /* a failed ROLLBACK left one open */
-	/* Pass 0 runs the batch without savepoints (4 statements fewer per
-	 * order). If a request fails alone (a duplicate id, code or key), the
-	 * whole transaction is rolled back and pass 1 runs it again with one
-	 * savepoint per request, so that only that request fails. */
-	for (int safe = 0; safe < 2; safe++) {
-		int conflict = 0;
-
-		l->ndeltas = 0;
-		rc = run(l->st[W_BEGIN]);
-		for (r = head; r && rc == SQLITE_OK; r = r->next) {
-			r->result = 0;
-			if (safe && (rc = run(l->st[W_SAVEPOINT])) != SQLITE_OK)
-				break;
-			rc = apply(l, r, now);
-			if (rc != SQLITE_OK && request_error(rc) &&
-			    !sqlite3_get_autocommit(l->db)) {
-				if (!safe) {
-					conflict = 1;
-					break;
-				}
-				r->result = sql_errno(rc); /* this request alone */
-				rc = run(l->st[W_ROLLBACK_TO]);
-			}
-			if (safe && rc == SQLITE_OK)
-				rc = run(l->st[W_RELEASE]);
-			if (rc == SQLITE_OK && r->result == 0)
-				rc = count_request(l, r);
-		}
-		if (conflict) {
-			run(l->st[W_ROLLBACK]);
-			continue;
-		}
-		if (rc == SQLITE_OK)
-			rc = flush_counts(l);
-		if (rc == SQLITE_OK)
-			rc = run(l->st[W_COMMIT]);
-		break;
-	}
-	if (rc != SQLITE_OK) {
-		log_batch_failure(l, n, rc);
-		if (!sqlite3_get_autocommit(l->db))
-			run(l->st[W_ROLLBACK]);
-		for (r = head; r; r = r->next)
-			r->result = sql_errno(rc);
-	} else if (l->fail_streak) {
-		log_notice("ledger: commits succeed again after %" PRIu64 " failed batch(es)",
-			   l->fail_streak);
-		l->fail_streak = 0;
-		l->fail_unlogged = 0;
-		l->fail_logged_ns = 0;
-	}
-	dt = mono_ns() - t0;
-
-	for (r = head; r; r = r->next) {
-		if (r->result < 0) {
-			errors++;
-			continue;
-		}
-		switch (r->op) {
-		case LEDGER_OP_ORDER:
-			orders++;
-			tickets += r->order.quantity;
-			break;
-		case LEDGER_OP_REFUND:
-			refunds++;
-			break;
-		case LEDGER_OP_RESULT:
-			results++;
-			break;
-		case LEDGER_OP_PURGE:
-			purged += (uint64_t)r->result;
-			break;
-		}
-	}
-	pthread_mutex_lock(&l->stats_lock);
-	l->stats.batches++;
-	l->stats.failed_batches += rc != SQLITE_OK;
-	l->stats.requests += n;
-	l->stats.errors += errors;
-	l->stats.orders += orders;
-	l->stats.tickets += tickets;
-	l->stats.refunds += refunds;
-	l->stats.results += results;
-	l->stats.purged += purged;
-	if (n > l->stats.max_batch)
-		l->stats.max_batch = n;
-	l->stats.commit_ns_total += (uint64_t)dt;
-	if ((uint64_t)dt > l->stats.commit_ns_max)
-		l->stats.commit_ns_max = (uint64_t)dt;
-	l->stats.batch_hist[ledger_hist_bucket(n)]++;
-	l->stats.commit_us_hist[ledger_hist_bucket((uint64_t)dt / 1000)]++;
-	pthread_mutex_unlock(&l->stats_lock);
-
-	/* done() may free r: read next first. */
-	if (l->batch_begin)
-		l->batch_begin(l->batch_arg);
-	for (r = head; r; r = next) {
-		next = r->next;
-		r->done(r, r->result);
-	}
-	if (l->batch_end)
-		l->batch_end(l->batch_arg);
-}
-
-/* Forgets one chunk of expired idempotency keys in its own transaction. */
-static void purge_chunk(struct ledger_sqlite *l)
-{
-	sqlite3_stmt *st = l->st[W_PURGE_CHUNK];
-	int rc, n = 0;
-
-	sqlite3_bind_int64(st, 1, l->now_ms() - l->ttl_ms);
-	sqlite3_bind_int(st, 2, PURGE_CHUNK);
-	rc = run(l->st[W_BEGIN]);
-	if (rc == SQLITE_OK) {
-		rc = run(st);
-		n = sqlite3_changes(l->db);
-	} else {
-		sqlite3_clear_bindings(st);
-	}
-	if (rc == SQLITE_OK)
-		rc = run(l->st[W_COMMIT]);
-	if (rc != SQLITE_OK) {
-		log_warn("ledger: purging expired idempotency keys failed: %s",
-			 sqlite3_errmsg(l->db));
-		if (!sqlite3_get_autocommit(l->db))
-			run(l->st[W_ROLLBACK]);
-		n = 0;
-	}
-	l->purge_more = n == PURGE_CHUNK;
-	l->next_purge_ns = mono_ns() + l->purge_interval_ns;
-	if (n > 0) {
-		pthread_mutex_lock(&l->stats_lock);
-		l->stats.purged += (uint64_t)n;
-		pthread_mutex_unlock(&l->stats_lock);
-	}
-}
-
-/* Puts the calling thread (the ledger's) under SCHED_BATCH, whose wakeups
- * do not preempt the running thread: a loop or worker that submits on the
- * CPU the ledger shares goes on taking requests until it blocks or its slice
- * ends, so a saturated CPU commits fewer, larger batches (the per-commit
- * cost is about that of 40 inserts). Where a CPU is idle the ledger runs on
- * it at once, as under SCHED_OTHER. If the system refuses (a seccomp filter
- * without sched_setscheduler), says so and goes on as before. The call is
- * POSIX's per-thread one: musl's sched_setscheduler() always fails. */
-static void sched_batch(void)
-{
-#ifdef SCHED_BATCH
-	struct sched_param sp = { .sched_priority = 0 };
-	int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
-
-	if (rc != 0)
-		log_notice("ledger: cannot make the ledger thread SCHED_BATCH (%s): "
-			   "under load it commits smaller batches", strerror(rc));
-#endif
-}
-
-/* The ledger thread: batches until closed and drained. */
-static void *ledger_main(void *arg)
-{
-	struct ledger_sqlite *l = arg;
-
-	sched_batch();
-	for (;;) {
-		struct ledger_req *batch;
-		struct timespec ts;
-		size_t n;
-		int stop;
-
-		pthread_mutex_lock(&l->qlock);
-		while (!l->head && !l->stopping && !l->purge_more) {
-			int64_t at = l->next_purge_ns;
-
-			if (mono_ns() >= at)
-				break;
-			ts.tv_sec = at / 1000000000LL;
-			ts.tv_nsec = at % 1000000000LL;
-			l->waiting = 1;
-			pthread_cond_timedwait(&l->qcond, &l->qlock, &ts);
-			l->waiting = 0;
-		}
-		batch = l->head;
-		n = (size_t)l->queued;
-		l->head = l->tail = NULL;
-		l->queued = 0;
-		stop = l->stopping;
-		pthread_mutex_unlock(&l->qlock);
-
-		if (batch)
-			run_batch(l, batch, n);
-		else if (stop)
-			break;
-		if (!stop && (l->purge_more || mono_ns() >= l->next_purge_ns))
-			purge_chunk(l);
-	}
-	return NULL;
-}
-
-/* ---- the read path ------------------------------------------------------------- */
-
-/* Takes a free read connection (the thread's own first); returns it locked. */
-static struct ledger_reader *reader_get(struct ledger_sqlite *l)
-{
-	unsigned start = seller_thread_index() % l->nreaders;
-	struct ledger_reader *rd;
-
-	for (unsigned i = 0; i < l->nreaders; i++) {
-		rd = &l->readers[(start + i) % l->nreaders];
-		if (pthread_mutex_trylock(&rd->lock) == 0)
-			return rd;
-	}
-	rd = &l->readers[start];
-	pthread_mutex_lock(&rd->lock);
-	return rd;
-}
-
-static void reader_put(struct ledger_reader *rd)
-{
-	pthread_mutex_unlock(&rd->lock);
-}
-
-/* A growable string area; pointers are offsets until the result is built. */
-struct strbuf {
-	char *p;
-	size_t len, cap;
-};
-
-/* Appends s with its NUL; returns its offset, or (size_t)-1 on ENOMEM. */
-static size_t strbuf_add(struct strbuf *b, const char *s)
-{
-	size_t n = strlen(s) + 1, at = b->len;
-
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + n)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p)
-			return (size_t)-1;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + at, s, n);
-	b->len += n;
-	return at;
-}
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const char *s = (const char *)sqlite3_column_text(st, i);
-
-	return s ? s : "";
-}
-
-static enum seller_pool pool_of(const char *s)
-{
-	return strcmp(s, "vip") == 0 ? SELLER_VIP : SELLER_GENERAL;
-}
-
-static int get_order(struct ledger *base, const char *id, struct ledger_order **out)
-{
-	struct ledger_sqlite *l = sqlite_of(base);
-	enum { F_ID, F_EVENT, F_BUYER, F_KEY, F_N };
-	size_t off[F_N] = { 0 }, *codes = NULL, ncodes = 0;
-	char code[LEDGER_CODE_MAX + 1];
-	struct strbuf sb = { 0 };
-	struct ledger_reader *rd;
-	struct ledger_order *o = NULL, tmp = { 0 };
-	int has_key = 0, rc;
-	sqlite3_stmt *st;
-
-	rd = reader_get(l);
-	st = rd->st[R_ORDER];
-	bind_text(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		off[F_ID] = strbuf_add(&sb, col_text(st, 0));
-		off[F_EVENT] = strbuf_add(&sb, col_text(st, 1));
-		tmp.tier = pool_of(col_text(st, 2));
-		tmp.pool = pool_of(col_text(st, 3));
-		tmp.quantity = (unsigned)sqlite3_column_int(st, 4);
-		off[F_BUYER] = strbuf_add(&sb, col_text(st, 5));
-		has_key = sqlite3_column_type(st, 6) != SQLITE_NULL;
-		off[F_KEY] = strbuf_add(&sb, col_text(st, 6));
-		tmp.state = strcmp(col_text(st, 7), "refunded") == 0 ? LEDGER_REFUNDED
-								     : LEDGER_CONFIRMED;
-		tmp.created_ms = sqlite3_column_int64(st, 8);
-		tmp.updated_ms = sqlite3_column_int64(st, 9);
-		rc = SQLITE_OK;
-	} else if (rc == SQLITE_DONE) {
-		rc = SQLITE_NOTFOUND;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_OK)
-		goto out;
-	for (int i = 0; i < F_N; i++)
-		if (off[i] == (size_t)-1) {
-			rc = SQLITE_NOMEM;
-			goto out;
-		}
-
-	/* The codes are derived: "<id>-1" .. "<id>-<quantity>". */
-	if (tmp.quantity < 1 || tmp.quantity > SELLER_MAX_QUANTITY) {
-		rc = SQLITE_CORRUPT; /* the schema's CHECK and ledger_submit keep it so */
-		goto out;
-	}
-	codes = malloc(tmp.quantity * sizeof(*codes));
-	if (!codes) {
-		rc = SQLITE_NOMEM;
-		goto out;
-	}
-	for (unsigned n = 1; n <= tmp.quantity; n++) {
-		int w = ledger_ticket_code(sb.p + off[F_ID], n, code, sizeof(code));
-
-		codes[ncodes] = w < 0 ? (size_t)-1 : strbuf_add(&sb, code);
-		if (codes[ncodes] == (size_t)-1) {
-			rc = w < 0 ? SQLITE_CORRUPT : SQLITE_NOMEM; /* an id too long */
-			goto out;
-		}
-		ncodes++;
-	}
-
-	/* One block: the struct, the ticket pointers, then the strings. */
-	o = malloc(sizeof(*o) + ncodes * sizeof(char *) + sb.len);
-	if (!o) {
-		rc = SQLITE_NOMEM;
-		goto out;
-	}
-	*o = tmp;
-	o->tickets = (char **)(o + 1);
-	{
-		char *strs = (char *)(o->tickets + ncodes);
-
-		memcpy(strs, sb.p, sb.len);
-		o->id = strs + off[F_ID];
-		o->event = strs + off[F_EVENT];
-		o->buyer = strs + off[F_BUYER];
-		o->idem_key = has_key ? strs + off[F_KEY] : NULL;
-		for (size_t i = 0; i < ncodes; i++)
-			o->tickets[i] = strs + codes[i];
-	}
-	o->ntickets = (unsigned)ncodes;
-out:
-	reader_put(rd);
-	free(codes);
-	free(sb.p);
-	if (rc == SQLITE_NOTFOUND)
-		return -ENOENT;
-	if (rc != SQLITE_OK) {
-		free(o);
-		return sql_errno(rc);
-	}
-	*out = o;
-	return 0;
-}
-
-static int idem_lookup(struct ledger *base, const char *key, struct ledger_idem **out)
-{
-	struct ledger_sqlite *l = sqlite_of(base);
-	struct ledger_reader *rd;
-	struct ledger_idem *r = NULL;
-	sqlite3_stmt *st;
-	int rc;
-
-	rd = reader_get(l);
-	st = rd->st[R_IDEM];
-	bind_text(st, 1, key);
-	sqlite3_bind_int64(st, 2, l->now_ms() - l->ttl_ms);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const void *hash = sqlite3_column_blob(st, 0);
-		int hlen = sqlite3_column_bytes(st, 0);
-		int has_body = sqlite3_column_type(st, 2) != SQLITE_NULL;
-		int has_order = sqlite3_column_type(st, 3) != SQLITE_NULL;
-		const char *body = col_text(st, 2), *order = col_text(st, 3);
-		size_t blen = strlen(body) + 1, olen = strlen(order) + 1;
-
-		r = malloc(sizeof(*r) + blen + olen);
-		if (r) {
-			memset(r->req_hash, 0, sizeof(r->req_hash));
-			if (hash)
-				memcpy(r->req_hash, hash, hlen < LEDGER_HASH_LEN ? (size_t)hlen
-										 : LEDGER_HASH_LEN);
-			r->status = sqlite3_column_int(st, 1);
-			r->created_ms = sqlite3_column_int64(st, 4);
-			r->body = (char *)(r + 1);
-			memcpy(r->body, body, blen);
-			r->order_id = r->body + blen;
-			memcpy(r->order_id, order, olen);
-			if (!has_body)
-				r->body = NULL;
-			if (!has_order)
-				r->order_id = NULL;
-			rc = SQLITE_OK;
-		} else {
-			rc = SQLITE_NOMEM;
-		}
-	} else if (rc == SQLITE_DONE) {
-		rc = SQLITE_NOTFOUND;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	reader_put(rd);
-	if (rc == SQLITE_NOTFOUND)
-		return -ENOENT;
-	if (rc != SQLITE_OK)
-		return sql_errno(rc);
-	*out = r;
-	return 0;
-}
-
-static int foreach_sold(struct ledger *base,
-			int (*cb)(void *arg, const char *event, enum seller_pool pool,
-				  int64_t sold),
-			void *arg)
-{
-	struct ledger_reader *rd = reader_get(sqlite_of(base));
-	sqlite3_stmt *st = rd->st[R_SOLD];
-	int rc, stop = 0;
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		stop = cb(arg, col_text(st, 0), pool_of(col_text(st, 1)),
-			  sqlite3_column_int64(st, 2));
-		if (stop)
-			break;
-	}
-	sqlite3_reset(st);
-	reader_put(rd);
-	if (stop)
-		return stop;
-	return rc == SQLITE_DONE ? 0 : sql_errno(rc);
-}
-
-static void read_stats(struct ledger *base, struct ledger_stats *out)
-{
-	struct ledger_sqlite *l = sqlite_of(base);
-
-	pthread_mutex_lock(&l->stats_lock);
-	*out = l->stats;
-	pthread_mutex_unlock(&l->stats_lock);
-	pthread_mutex_lock(&l->qlock);
-	out->queued = l->queued;
-	pthread_mutex_unlock(&l->qlock);
 }
 
 /* ---- open and close ------------------------------------------------------------ */
@@ -989,20 +125,11 @@ static int make_dirs(const char *dir)
 	return rc;
 }
 
-static void reader_close(struct ledger_reader *rd)
-{
-	for (int i = 0; i < R_COUNT; i++)
-		sqlite3_finalize(rd->st[i]);
-	if (rd->db)
-		sqlite3_close(rd->db);
-	pthread_mutex_destroy(&rd->lock);
-}
-
 /* Frees everything of l that exists; the thread must not be running. */
 static void ledger_free(struct ledger_sqlite *l)
 {
 	for (unsigned i = 0; i < l->nreaders; i++)
-		reader_close(&l->readers[i]);
+		ledger_sqlite_reader_close(&l->readers[i]);
 	free(l->readers);
 	for (int i = 0; i < W_COUNT; i++)
 		sqlite3_finalize(l->st[i]);
@@ -1057,26 +184,6 @@ static int query_text(sqlite3 *db, const char *sql, char *buf, size_t len)
 	}
 	sqlite3_finalize(st);
 	return rc;
-}
-
-/* Opens a read connection to l->path; 0 or -errno with err filled. */
-static int reader_open(struct ledger_sqlite *l, struct ledger_reader *rd, char *err, size_t errlen)
-{
-	int rc = sqlite3_open_v2(l->path, &rd->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(rd->db, "PRAGMA query_only = 1", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_busy_timeout(rd->db, 5000);
-	for (int i = 0; i < R_COUNT && rc == SQLITE_OK; i++)
-		rc = sqlite3_prepare_v3(rd->db, rsql[i], -1, SQLITE_PREPARE_PERSISTENT,
-					&rd->st[i], NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: cannot open a read connection: %s", l->path,
-			 rd->db ? sqlite3_errmsg(rd->db) : sqlite3_errstr(rc));
-		return sql_errno(rc) ? sql_errno(rc) : -EIO;
-	}
-	return 0;
 }
 
 /* Copies quick_check's first finding into buf as one line (without its
@@ -1168,7 +275,7 @@ static int check_sold(struct ledger_sqlite *l, const struct ledger_options *opt,
 		      size_t errlen)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(l->db, rsql[R_SOLD], -1, &st, NULL), stop = 0;
+	int rc = sqlite3_prepare_v2(l->db, LEDGER_SOLD_SQL, -1, &st, NULL), stop = 0;
 
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		stop = opt->sold_check(opt->sold_arg, col_text(st, 0),
@@ -1445,33 +552,17 @@ fail:
 	return rc;
 }
 
-/* Starts the ledger thread with every signal blocked (they belong to the
- * daemon's main thread). 0 or -errno. */
-static int start_thread(struct ledger_sqlite *l)
-{
-	int rc = thread_start(&l->thread, ledger_main, l);
-
-	if (rc < 0)
-		return rc;
-	pthread_setname_np(l->thread, "ledger");
-	l->thread_started = 1;
-	return 0;
-}
-
-/* ledger_ops.open (the options are checked). */
-static int engine_open(const struct ledger_options *opt, struct ledger **out, char *err,
-		       size_t errlen)
+/* A new, closed ledger with opt's settings; NULL (err filled) on ENOMEM. */
+static struct ledger_sqlite *ledger_new(const struct ledger_options *opt, char *err,
+					size_t errlen)
 {
 	pthread_condattr_t ca;
 	struct ledger_sqlite *l;
-	struct stat sb;
-	off_t db_size = 0, wal_bytes = 0;
-	int db_exists = 0, rc;
 
 	l = calloc(1, sizeof(*l));
 	if (!l) {
 		snprintf(err, errlen, "ledger: out of memory");
-		return -ENOMEM;
+		return NULL;
 	}
 	l->base.ops = &ledger_sqlite_ops;
 	l->dir_fd = -1;
@@ -1495,49 +586,86 @@ static int engine_open(const struct ledger_options *opt, struct ledger **out, ch
 	if (!l->dir || asprintf(&l->path, "%s/%s", opt->state_dir, LEDGER_DB_NAME) < 0) {
 		l->path = NULL;
 		snprintf(err, errlen, "ledger: out of memory");
-		rc = -ENOMEM;
-		goto fail;
+		ledger_free(l);
+		return NULL;
 	}
+	return l;
+}
 
-	/* The directory: create it, and check it is a writable directory. */
+/* The directory: creates it, and checks it is a writable directory; 0 or
+ * -errno with err filled. */
+static int check_dir(struct ledger_sqlite *l, char *err, size_t errlen)
+{
+	struct stat sb;
+	int rc;
+
 	rc = make_dirs(l->dir);
 	if (rc < 0) {
 		snprintf(err, errlen, "state dir %s: cannot create: %s", l->dir, strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	rc = stat(l->dir, &sb) < 0 ? -errno : S_ISDIR(sb.st_mode) ? 0 : -ENOTDIR;
 	if (rc < 0) {
 		snprintf(err, errlen, "state dir %s: %s", l->dir, strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	if (faccessat(AT_FDCWD, l->dir, W_OK | X_OK, AT_EACCESS) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "state dir %s is not writable: %s", l->dir, strerror(-rc));
-		goto fail;
+		return rc;
 	}
+	return 0;
+}
 
-	rc = lock_dir(l, err, errlen);
-	if (rc < 0)
-		goto fail;
+/* Whether ledger.db exists (*exists, *size) and, if so, that it is a
+ * writable regular file; 0 or -errno with err filled. */
+static int check_db_file(struct ledger_sqlite *l, int *exists, off_t *size, char *err,
+			 size_t errlen)
+{
+	struct stat sb;
+	int rc;
 
 	if (stat(l->path, &sb) == 0) {
-		db_exists = 1;
-		db_size = sb.st_size;
+		*exists = 1;
+		*size = sb.st_size;
 		if (!S_ISREG(sb.st_mode)) {
 			rc = -EINVAL;
 			snprintf(err, errlen, "%s is not a regular file; left untouched", l->path);
-			goto fail;
+			return rc;
 		}
 		if (faccessat(AT_FDCWD, l->path, R_OK | W_OK, AT_EACCESS) < 0) {
 			rc = -errno;
 			snprintf(err, errlen, "%s is not writable: %s", l->path, strerror(-rc));
-			goto fail;
+			return rc;
 		}
 	} else if (errno != ENOENT) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: %s", l->path, strerror(-rc));
-		goto fail;
+		return rc;
 	}
+	return 0;
+}
+
+/* ledger_ops.open (the options are checked). */
+static int engine_open(const struct ledger_options *opt, struct ledger **out, char *err,
+		       size_t errlen)
+{
+	struct ledger_sqlite *l;
+	off_t db_size = 0, wal_bytes = 0;
+	int db_exists = 0, rc;
+
+	l = ledger_new(opt, err, errlen);
+	if (!l)
+		return -ENOMEM;
+	rc = check_dir(l, err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = lock_dir(l, err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = check_db_file(l, &db_exists, &db_size, err, errlen);
+	if (rc < 0)
+		goto fail;
 
 	rc = wal_size(l, &wal_bytes, err, errlen);
 	if (rc < 0)
@@ -1573,39 +701,21 @@ static int engine_open(const struct ledger_options *opt, struct ledger **out, ch
 	rc = setup_db(l, opt, err, errlen);
 	if (rc < 0)
 		goto fail;
-	for (int i = 0; i < W_COUNT; i++) {
-		rc = sqlite3_prepare_v3(l->db, wsql[i], -1, SQLITE_PREPARE_PERSISTENT,
-					&l->st[i], NULL);
-		if (rc != SQLITE_OK) {
-			snprintf(err, errlen, "%s: cannot prepare: %s", l->path,
-				 sqlite3_errmsg(l->db));
-			rc = -EIO;
-			goto fail;
-		}
-	}
-
-	l->nreaders = opt->readers ? opt->readers : LEDGER_DEFAULT_READERS;
-	l->readers = calloc(l->nreaders, sizeof(*l->readers));
-	if (!l->readers) {
-		l->nreaders = 0;
-		rc = -ENOMEM;
-		snprintf(err, errlen, "ledger: out of memory");
+	rc = ledger_sqlite_prepare_writes(l, err, errlen);
+	if (rc < 0)
 		goto fail;
-	}
-	for (unsigned i = 0; i < l->nreaders; i++)
-		pthread_mutex_init(&l->readers[i].lock, NULL);
-	for (unsigned i = 0; i < l->nreaders; i++) {
-		rc = reader_open(l, &l->readers[i], err, errlen);
-		if (rc < 0)
-			goto fail; /* reader_close copes with half-open ones */
-	}
+
+	rc = ledger_sqlite_open_readers(l, opt->readers ? opt->readers : LEDGER_DEFAULT_READERS,
+					err, errlen);
+	if (rc < 0)
+		goto fail;
 
 	/* Opened, and written (the epoch): from now on the last close
 	 * checkpoints the WAL into ledger.db and removes it, as usual. Before
 	 * the thread starts, which owns the connection after. */
 	sqlite3_db_config(l->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
 	l->next_purge_ns = mono_ns(); /* forget stale keys right away */
-	rc = start_thread(l);
+	rc = ledger_sqlite_start_thread(l);
 	if (rc < 0) {
 		snprintf(err, errlen, "ledger: cannot start its thread: %s", strerror(-rc));
 		goto fail;
@@ -1634,7 +744,7 @@ static void engine_close(struct ledger *base, struct ledger_stats *final)
 	if (l->thread_started)
 		pthread_join(l->thread, NULL);
 	if (final)
-		read_stats(base, final);
+		ledger_sqlite_stats(base, final);
 	ledger_free(l);
 }
 
@@ -1642,10 +752,10 @@ const struct ledger_ops ledger_sqlite_ops = {
 	.name = "sqlite",
 	.open = engine_open,
 	.close = engine_close,
-	.submit = enqueue,
-	.get_order = get_order,
-	.idem_lookup = idem_lookup,
-	.foreach_sold = foreach_sold,
-	.stats = read_stats,
+	.submit = ledger_sqlite_submit,
+	.get_order = ledger_sqlite_get_order,
+	.idem_lookup = ledger_sqlite_idem_lookup,
+	.foreach_sold = ledger_sqlite_foreach_sold,
+	.stats = ledger_sqlite_stats,
 	.audit = ledger_sqlite_audit,
 };

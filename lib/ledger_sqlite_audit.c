@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ledger_sqlite.h"
 #include "ledger_sqlite_db.h"
 
 #define LIST_MAX 10 /* offending rows printed per check */

@@ -14,7 +14,8 @@ lib_libticket_la_SOURCES += lib/seller.h lib/seller.c lib/seller_mutex.c \
 # The durable order ledger: the interface and its SQLite engine
 # (lib/ledger.h, docs/ledger.md).
 lib_libticket_la_SOURCES += lib/ledger.h lib/ledger.c lib/ledger_hash.c \
-	lib/ledger_sqlite.h lib/ledger_sqlite_db.h lib/ledger_sqlite.c lib/ledger_sqlite_audit.c
+	lib/ledger_sqlite.h lib/ledger_sqlite_db.h lib/ledger_sqlite.c lib/ledger_sqlite_audit.c \
+	lib/ledger_sqlite_read.c lib/ledger_sqlite_write.c
 lib_libticket_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS) \
 	$(SYSTEMD_CFLAGS) $(SQLITE_CFLAGS)
 lib_libticket_la_LIBADD = $(LIBEVENT_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS) -lm
