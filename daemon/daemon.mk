@@ -73,3 +73,10 @@ tests_daemon_test_metrics_LDADD = lib/libticket.la
 TESTS += tests/daemon/test_metrics
 STRESS_TESTS += tests/daemon/test_metrics
 endif
+
+# What a new user and operator meet first: --help, -t reporting every
+# error, syslog level names, a refused start that leaves nothing on disk,
+# the state dir's modes, where the admin token comes from, --audit's rows,
+# invalid_json messages a client can read.
+TESTS += tests/daemon/test_first_hour.py
+EXTRA_DIST += tests/daemon/test_first_hour.py
