@@ -28,4 +28,17 @@ bench-http: daemon/ticketd tests/bench/evhttp_hello
 	TICKETD='$(abs_top_builddir)/daemon/ticketd' TICKETD_SRCDIR='$(abs_top_srcdir)' \
 	EVHTTP_HELLO='$(abs_top_builddir)/tests/bench/evhttp_hello' \
 	PYTHON='$(PYTHON)' $(SHELL) $(top_srcdir)/tests/load/bench_http.sh
-.PHONY: bench-http
+# The same tables in about a minute (fewer, shorter runs): a smoke test of
+# the benchmark, not a measurement.
+bench-http-quick: daemon/ticketd tests/bench/evhttp_hello
+	BENCH_QUICK=1 TICKETD='$(abs_top_builddir)/daemon/ticketd' \
+	TICKETD_SRCDIR='$(abs_top_srcdir)' \
+	EVHTTP_HELLO='$(abs_top_builddir)/tests/bench/evhttp_hello' \
+	PYTHON='$(PYTHON)' $(SHELL) $(top_srcdir)/tests/load/bench_http.sh
+.PHONY: bench-http bench-http-quick
+# The nginx ceiling the benchmark compares ticketd with, and the Go sellers
+# tests/bench/compare_go.sh compares the C cores with.
+EXTRA_DIST += tests/bench/nginx_ceiling.sh tests/bench/nginx_ceiling.conf \
+	tests/bench/go-sellers/README.md tests/bench/go-sellers/go.mod \
+	tests/bench/go-sellers/seller.go tests/bench/go-sellers/seller_test.go \
+	tests/bench/go-sellers/cmd/flashsale/main.go
