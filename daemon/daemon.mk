@@ -80,3 +80,6 @@ endif
 # invalid_json messages a client can read.
 TESTS += tests/daemon/test_first_hour.py
 EXTRA_DIST += tests/daemon/test_first_hour.py
+# The reverse proxy sample (conf/nginx-ticketd.conf) passes nginx -t.
+TESTS += tests/daemon/test_nginx_conf.sh
+EXTRA_DIST += tests/daemon/test_nginx_conf.sh conf/nginx-ticketd.conf

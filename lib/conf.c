@@ -933,8 +933,9 @@ void conf_summary(const struct conf *c, FILE *f)
 	if (c->ledger.max_db_bytes)
 		fprintf(f, "at most %lld bytes, ", (long long)c->ledger.max_db_bytes);
 	fprintf(f, "idempotency keys kept %lld s\n", (long long)c->idempotency_ttl_s);
-	fprintf(f, "admin:     %s\n", c->admin_token_file ? c->admin_token_file
-		: "token from $CREDENTIALS_DIRECTORY/admin-token, if any");
+	fprintf(f, "admin:     token from $CREDENTIALS_DIRECTORY/admin-token if systemd "
+		"passes one, else %s\n", c->admin_token_file ? c->admin_token_file
+		: "none (operator routes off)");
 	fprintf(f, "metrics:   %s\n", c->metrics.enabled ? "on (GET /metrics)" : "off");
 	fprintf(f, "log_level: %s\n", log_level_name(c->log_level));
 	fprintf(f, "events:    %zu\n", c->nevents);
