@@ -34,61 +34,84 @@ static ssize_t read_token(const char *path, char *buf, size_t len)
 	return n;
 }
 
-int admin_open(const struct conf *c, struct admin **out, char *err, size_t errlen)
+/* Reads and checks the token at path into a (a->enabled once it holds
+ * one). A blank file counts as no token. 0, or -errno with err. */
+static int load_token(struct admin *a, const char *path, char *err, size_t errlen)
 {
-	const char *creds = getenv("CREDENTIALS_DIRECTORY");
-	char path[4200], tok[ADMIN_TOKEN_MAX + 2];
-	struct admin *a = calloc(1, sizeof(*a));
-	ssize_t n;
+	char tok[ADMIN_TOKEN_MAX + 2];
+	ssize_t n = read_token(path, tok, sizeof(tok) - 1);
 	int rc = 0;
 
-	if (!a) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	if (c->admin_token_file)
-		snprintf(path, sizeof(path), "%s", c->admin_token_file);
-	else if (creds && *creds)
-		snprintf(path, sizeof(path), "%s/%s", creds, ADMIN_TOKEN_FILE);
-	else
-		path[0] = '\0';
-	if (!path[0]) {
-		log_notice("operator routes are off: no admin_token_file and no "
-			   "$CREDENTIALS_DIRECTORY/%s", ADMIN_TOKEN_FILE);
-		goto done;
-	}
-	n = read_token(path, tok, sizeof(tok) - 1);
-	if (n == -ENOENT && !c->admin_token_file) {
-		log_notice("operator routes are off: no %s", path);
-		goto done;
-	}
 	if (n < 0) {
 		rc = (int)n;
 		snprintf(err, errlen, "admin token %s: %s", path, n == -EFBIG ?
 			 "longer than 4096 bytes" : n == -EINVAL ? "not a regular file" :
 			 strerror((int)-n));
-		goto fail;
+		goto out;
 	}
 	for (ssize_t i = 0; i < n; i++)
 		if ((unsigned char)tok[i] < 0x21 || (unsigned char)tok[i] > 0x7e) {
 			rc = -EINVAL;
 			snprintf(err, errlen, "admin token %s: may hold only visible ASCII "
 				 "characters (byte %zd is not)", path, i + 1);
-			goto fail;
+			goto out;
 		}
-	if (n == 0) {
-		log_warn("operator routes are off: the admin token file %s is blank", path);
+	if (n > 0) {
+		ledger_hash(tok, (size_t)n, a->digest);
+		a->enabled = 1;
+	}
+out:
+	explicit_bzero(tok, sizeof(tok));
+	return rc;
+}
+
+int admin_open(const struct conf *c, struct admin **out, char *err, size_t errlen)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	struct admin *a = calloc(1, sizeof(*a));
+	char cred[4200];
+	int rc;
+
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* systemd's credential first: it is how systemd hands a service its
+	 * secrets. A missing or blank one (the unit's SetCredential= default)
+	 * leaves the choice to admin_token_file. */
+	cred[0] = '\0';
+	if (creds && *creds)
+		snprintf(cred, sizeof(cred), "%s/%s", creds, ADMIN_TOKEN_FILE);
+	if (cred[0]) {
+		rc = load_token(a, cred, err, errlen);
+		if (rc < 0 && rc != -ENOENT)
+			goto fail;
+		if (a->enabled) {
+			log_notice("operator routes on: admin token from the systemd "
+				   "credential %s%s", cred, c->admin_token_file ?
+				   " (admin_token_file is not read)" : "");
+			goto done;
+		}
+	}
+	if (c->admin_token_file) {
+		if ((rc = load_token(a, c->admin_token_file, err, errlen)) < 0)
+			goto fail;
+		if (a->enabled)
+			log_notice("operator routes on: admin token from admin_token_file %s",
+				   c->admin_token_file);
+		else
+			log_warn("operator routes are off: the admin token file %s is blank",
+				 c->admin_token_file);
 		goto done;
 	}
-	ledger_hash(tok, (size_t)n, a->digest);
-	a->enabled = 1;
-	log_info("operator routes on, token from %s", path);
+	log_notice("operator routes are off: no admin token (%s%s%s, and no "
+		   "admin_token_file in the configuration)", cred[0] ? "" : "no ",
+		   cred[0] ? cred : "$CREDENTIALS_DIRECTORY/" ADMIN_TOKEN_FILE,
+		   cred[0] ? " is missing or blank" : "");
 done:
-	explicit_bzero(tok, sizeof(tok));
 	*out = a;
 	return 0;
 fail:
-	explicit_bzero(tok, sizeof(tok));
 	free(a);
 	return rc;
 }

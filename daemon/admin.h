@@ -1,6 +1,8 @@
 /*
- * admin.h: the operator's token. At start-up admin_open reads it from
- * the file named by admin_token_file, or from systemd's $CREDENTIALS_DIRECTORY/admin-token, and keeps only its SHA-256
+ * admin.h: the operator's token. At start-up admin_open
+ * reads the token from systemd's $CREDENTIALS_DIRECTORY/admin-token, or,
+ * when that is missing or blank, from the file named by admin_token_file,
+ * logs (notice) which it used or that there is none, and keeps only its SHA-256
  * digest. Every operator request must carry "Authorization: Bearer
  * <token>"; the check (on the loop, no I/O) compares digests in constant
  * time. With no token configured the operator routes answer 403: there is
@@ -21,9 +23,11 @@
 struct admin;
 
 /* Loads the token (trailing whitespace stripped; a blank file means no
- * token). A configured admin_token_file that can't be read, or a token
- * that holds anything but visible ASCII, is an error: -errno with err.
- * With no file configured and no credential, operator routes are off. */
+ * token): the credential wins over admin_token_file. An admin_token_file
+ * that can't be read (when the credential gave no token), a credential
+ * that exists but can't be read, or a token that holds anything but
+ * visible ASCII, is an error: -errno with err. With neither, operator
+ * routes are off. */
 int admin_open(const struct conf *c, struct admin **out, char *err, size_t errlen);
 void admin_close(struct admin *a);
 

@@ -1,7 +1,9 @@
 /*
  * conf.c: loads and checks ticketd's JSON configuration. One function per
  * object of the file (top level, payment, limits, one event, its tiers); each
- * refuses keys it does not know, and every error names the key's path. Adding
+ * refuses keys it does not know, and every error names the key's path; after
+ * a bad value it reads on, so that one run reports every error (one a line).
+ * Adding
  * a key means adding it to the object's allowed list and reading it in that
  * object's function. No global state: the result is a fresh struct conf.
  */
@@ -34,23 +36,37 @@ struct cp {
 	unsigned flags;
 	char path[256];
 	size_t plen;
+	unsigned nerr;          /* errors written to err so far, one a line */
 };
 
-/* Writes "FILE: path: message" into the error buffer; returns -EINVAL. */
+/* Appends "FILE: path: message" to the error buffer, on a line of its own
+ * after the errors before it (what does not fit is dropped); returns
+ * -EINVAL. */
 __attribute__((format(printf, 2, 3)))
 static int cp_fail(struct cp *p, const char *fmt, ...)
 {
+	size_t used = p->nerr ? strlen(p->err) : 0;
 	char msg[256];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (p->plen)
-		snprintf(p->err, p->errlen, "%s: %s: %s", p->file, p->path, msg);
-	else
-		snprintf(p->err, p->errlen, "%s: %s", p->file, msg);
+	if (used + 1 < p->errlen)
+		snprintf(p->err + used, p->errlen - used, "%s%s: %s%s%s", used ? "\n" : "",
+			 p->file, p->path, p->plen ? ": " : "", msg);
+	p->nerr++;
 	return -EINVAL;
+}
+
+/* Folds the result of one more check into rc: the first error is kept,
+ * and the caller reads on after a bad value so that one run names every
+ * error it can find; only running out of memory wins over it. */
+static int cp_more(int rc, int next)
+{
+	if (rc == -ENOMEM || next == -ENOMEM)
+		return -ENOMEM;
+	return rc ? rc : next;
 }
 
 /* Appends ".key" (or "key" at the top, or "[i]" when key is NULL) to the
@@ -92,11 +108,12 @@ static const char *type_name(const json_t *v)
 	}
 }
 
-/* Refuses any key of obj not in allowed (NULL-terminated); 0 or -EINVAL. */
+/* Refuses every key of obj not in allowed (NULL-terminated); 0 or -EINVAL. */
 static int check_keys(struct cp *p, json_t *obj, const char *const *allowed)
 {
 	const char *key;
 	json_t *v;
+	int rc = 0;
 
 	json_object_foreach(obj, key, v) {
 		int known = 0;
@@ -105,13 +122,12 @@ static int check_keys(struct cp *p, json_t *obj, const char *const *allowed)
 			known = strcmp(*a, key) == 0;
 		if (!known) {
 			size_t old = cp_push(p, key, 0);
-			int rc = cp_fail(p, "unknown key");
 
+			rc = cp_fail(p, "unknown key");
 			cp_pop(p, old);
-			return rc;
 		}
 	}
-	return 0;
+	return rc;
 }
 
 /* Reads obj.key as an integer in min..max into *out if present; 0 or -EINVAL. */
@@ -369,9 +385,8 @@ static int parse_payment(struct cp *p, json_t *root, struct conf *c)
 		goto out;
 	}
 	rc = check_keys(p, obj, keys);
-	if (!rc)
-		rc = get_uint(p, obj, "latency_ms", 0, 60000, &c->payment.latency_ms);
-	if (!rc && (v = json_object_get(obj, "decline_rate"))) {
+	rc = cp_more(rc, get_uint(p, obj, "latency_ms", 0, 60000, &c->payment.latency_ms));
+	if ((v = json_object_get(obj, "decline_rate"))) {
 		size_t o2 = cp_push(p, "decline_rate", 0);
 		char num[32];
 
@@ -385,7 +400,7 @@ static int parse_payment(struct cp *p, json_t *root, struct conf *c)
 			c->payment.decline_rate = json_number_value(v);
 		cp_pop(p, o2);
 	}
-	if (!rc && (v = json_object_get(obj, "mode"))) {
+	if ((v = json_object_get(obj, "mode"))) {
 		size_t o2 = cp_push(p, "mode", 0);
 		const char *m = json_string_value(v);
 
@@ -421,30 +436,22 @@ static int parse_limits(struct cp *p, json_t *root, struct conf *c)
 		goto out;
 	}
 	rc = check_keys(p, obj, keys);
-	if (!rc)
-		rc = get_size(p, obj, "max_body_bytes", 64, 1u << 20,
-			      &c->limits.max_body_bytes);
-	if (!rc)
-		rc = get_size(p, obj, "max_header_bytes", 1024, 1u << 20,
-			      &c->limits.max_header_bytes);
-	if (!rc)
-		rc = get_uint(p, obj, "max_quantity", 1, SELLER_MAX_QUANTITY,
-			      &c->limits.max_quantity);
-	if (!rc)
-		rc = get_uint(p, obj, "request_timeout_ms", 100, 3600000,
-			      &c->limits.request_timeout_ms);
-	if (!rc)
-		rc = get_uint(p, obj, "max_connections", 1, 1000000,
-			      &c->limits.max_connections);
-	if (!rc)
-		rc = get_uint(p, obj, "drain_timeout_ms", 0, 600000,
-			      &c->limits.drain_timeout_ms);
-	if (!rc)
-		rc = get_uint(p, obj, "idle_timeout_ms", 100, 3600000,
-			      &c->limits.idle_timeout_ms);
-	if (!rc)
-		rc = get_size(p, obj, "max_url_bytes", 16, 1u << 20,
-			      &c->limits.max_url_bytes);
+	rc = cp_more(rc, get_size(p, obj, "max_body_bytes", 64, 1u << 20,
+				  &c->limits.max_body_bytes));
+	rc = cp_more(rc, get_size(p, obj, "max_header_bytes", 1024, 1u << 20,
+				  &c->limits.max_header_bytes));
+	rc = cp_more(rc, get_uint(p, obj, "max_quantity", 1, SELLER_MAX_QUANTITY,
+				  &c->limits.max_quantity));
+	rc = cp_more(rc, get_uint(p, obj, "request_timeout_ms", 100, 3600000,
+				  &c->limits.request_timeout_ms));
+	rc = cp_more(rc, get_uint(p, obj, "max_connections", 1, 1000000,
+				  &c->limits.max_connections));
+	rc = cp_more(rc, get_uint(p, obj, "drain_timeout_ms", 0, 600000,
+				  &c->limits.drain_timeout_ms));
+	rc = cp_more(rc, get_uint(p, obj, "idle_timeout_ms", 100, 3600000,
+				  &c->limits.idle_timeout_ms));
+	rc = cp_more(rc, get_size(p, obj, "max_url_bytes", 16, 1u << 20,
+				  &c->limits.max_url_bytes));
 out:
 	cp_pop(p, old);
 	return rc;
@@ -465,7 +472,7 @@ static int parse_ledger(struct cp *p, json_t *root, struct conf *c)
 		goto out;
 	}
 	rc = check_keys(p, obj, keys);
-	if (!rc && (v = json_object_get(obj, "sync"))) {
+	if ((v = json_object_get(obj, "sync"))) {
 		size_t o2 = cp_push(p, "sync", 0);
 
 		if (!json_is_string(v) || ledger_sync_parse(json_string_value(v),
@@ -474,10 +481,9 @@ static int parse_ledger(struct cp *p, json_t *root, struct conf *c)
 		cp_pop(p, o2);
 	}
 	/* 0 = no cap; else at least 64 KiB (the schema alone takes ~40 KiB). */
-	if (!rc)
-		rc = get_int(p, obj, "max_db_bytes", 0, INT64_C(1) << 50,
-			     &c->ledger.max_db_bytes);
-	if (!rc && c->ledger.max_db_bytes > 0 && c->ledger.max_db_bytes < 65536) {
+	rc = cp_more(rc, get_int(p, obj, "max_db_bytes", 0, INT64_C(1) << 50,
+				 &c->ledger.max_db_bytes));
+	if (c->ledger.max_db_bytes > 0 && c->ledger.max_db_bytes < 65536) {
 		size_t o2 = cp_push(p, "max_db_bytes", 0);
 
 		rc = cp_fail(p, "must be 0 (no cap) or at least 65536");
@@ -504,7 +510,7 @@ static int parse_metrics(struct cp *p, json_t *root, struct conf *c)
 		goto out;
 	}
 	rc = check_keys(p, obj, keys);
-	if (!rc && (v = json_object_get(obj, "enabled"))) {
+	if ((v = json_object_get(obj, "enabled"))) {
 		size_t o2 = cp_push(p, "enabled", 0);
 
 		if (json_is_boolean(v))
@@ -534,15 +540,14 @@ static int parse_tiers(struct cp *p, json_t *ev, struct conf_event *e)
 		goto out;
 	}
 	rc = check_keys(p, obj, keys);
-	if (!rc && !json_object_get(obj, "general"))
+	if (!json_object_get(obj, "general"))
 		rc = cp_fail(p, "needs a \"general\" capacity");
-	if (!rc)
-		rc = get_int(p, obj, "general", 0, CONF_MAX_TICKETS,
-			     &e->capacity[SELLER_GENERAL]);
-	if (!rc && json_object_get(obj, "vip")) {
+	rc = cp_more(rc, get_int(p, obj, "general", 0, CONF_MAX_TICKETS,
+				 &e->capacity[SELLER_GENERAL]));
+	if (json_object_get(obj, "vip")) {
 		e->has_vip = 1;
-		rc = get_int(p, obj, "vip", 0, CONF_MAX_TICKETS,
-			     &e->capacity[SELLER_VIP]);
+		rc = cp_more(rc, get_int(p, obj, "vip", 0, CONF_MAX_TICKETS,
+					 &e->capacity[SELLER_VIP]));
 	}
 out:
 	cp_pop(p, old);
@@ -558,44 +563,40 @@ static int parse_event(struct cp *p, json_t *ev, struct conf *c, struct conf_eve
 	if (!json_is_object(ev))
 		return cp_fail(p, "must be an object, got %s", type_name(ev));
 	rc = check_keys(p, ev, keys);
-	if (rc)
-		return rc;
 	if (!json_object_get(ev, "id"))
-		return cp_fail(p, "needs an \"id\"");
-	rc = get_string(p, ev, "id", 1, REQUEST_ID_MAX, &e->id);
-	if (!rc && !request_id_valid(e->id, strlen(e->id))) {
+		rc = cp_fail(p, "needs an \"id\"");
+	rc = cp_more(rc, get_string(p, ev, "id", 1, REQUEST_ID_MAX, &e->id));
+	if (e->id && !request_id_valid(e->id, strlen(e->id))) {
 		size_t old = cp_push(p, "id", 0);
 
 		rc = cp_fail(p, "\"%s\" may hold only letters, digits, '_' and '-'", e->id);
 		cp_pop(p, old);
 	}
-	for (size_t i = 0; !rc && &c->events[i] != e; i++)
-		if (strcmp(c->events[i].id, e->id) == 0) {
+	for (size_t i = 0; e->id && &c->events[i] != e; i++)
+		if (c->events[i].id && strcmp(c->events[i].id, e->id) == 0) {
 			size_t old = cp_push(p, "id", 0);
 
 			rc = cp_fail(p, "\"%s\" is already used by events[%zu]", e->id, i);
 			cp_pop(p, old);
+			break;
 		}
-	if (!rc)
-		rc = get_string(p, ev, "name", 1, CONF_NAME_MAX, &e->name);
+	rc = cp_more(rc, get_string(p, ev, "name", 1, CONF_NAME_MAX, &e->name));
 	if (!rc && !e->name && !(e->name = strdup(e->id)))
 		rc = -ENOMEM;
-	if (!rc)
-		rc = get_string(p, ev, "seller", 1, 64, &e->seller);
-	if (!rc && e->seller &&
+	rc = cp_more(rc, get_string(p, ev, "seller", 1, 64, &e->seller));
+	if (e->seller &&
 	    find_core(e->seller, p->flags, &e->core, why, sizeof(why)) < 0) {
 		size_t old = cp_push(p, "seller", 0);
 
 		rc = cp_fail(p, "%s", why);
 		cp_pop(p, old);
 	}
-	if (!rc)
-		rc = parse_tiers(p, ev, e);
-	if (!rc)
-		rc = get_string(p, ev, "vip_code", 1, REQUEST_VIP_CODE_MAX, &e->vip_code);
-	if (!rc && e->has_vip && !e->vip_code)
+	rc = cp_more(rc, parse_tiers(p, ev, e));
+	rc = cp_more(rc, get_string(p, ev, "vip_code", 1, REQUEST_VIP_CODE_MAX,
+				    &e->vip_code));
+	if (e->has_vip && !json_object_get(ev, "vip_code"))
 		rc = cp_fail(p, "has a vip tier, so it needs a \"vip_code\"");
-	if (!rc && !e->has_vip && e->vip_code) {
+	if (!e->has_vip && e->vip_code) {
 		size_t old = cp_push(p, "vip_code", 0);
 
 		rc = cp_fail(p, "is set but tiers has no \"vip\"");
@@ -624,9 +625,9 @@ static int parse_events(struct cp *p, json_t *root, struct conf *c)
 		size_t o2 = cp_push(p, NULL, i);
 
 		c->nevents = i + 1;
-		rc = parse_event(p, item, c, &c->events[i]);
+		rc = cp_more(rc, parse_event(p, item, c, &c->events[i]));
 		cp_pop(p, o2);
-		if (rc)
+		if (rc == -ENOMEM)
 			goto out;
 	}
 out:
@@ -679,56 +680,44 @@ static int parse_root(struct cp *p, json_t *root, struct conf *c)
 	if (!json_is_object(root))
 		return cp_fail(p, "the configuration must be a JSON object");
 	rc = check_keys(p, root, keys);
-	if (!rc)
-		rc = parse_listen(p, root, c);
-	if (!rc)
-		rc = get_uint(p, root, "io_threads", 1, 64, &c->io_threads);
-	if (!rc)
-		rc = get_uint(p, root, "workers", 0, 1024, &c->workers);
-	if (!rc)
-		rc = get_uint(p, root, "queue_depth", 1, 1000000, &c->queue_depth);
-	if (!rc)
-		rc = get_string(p, root, "seller", 1, 64, &c->seller);
-	if (!rc && find_core(c->seller, p->flags, &c->core, why, sizeof(why)) < 0) {
+	rc = cp_more(rc, parse_listen(p, root, c));
+	rc = cp_more(rc, get_uint(p, root, "io_threads", 1, 64, &c->io_threads));
+	rc = cp_more(rc, get_uint(p, root, "workers", 0, 1024, &c->workers));
+	rc = cp_more(rc, get_uint(p, root, "queue_depth", 1, 1000000, &c->queue_depth));
+	rc = cp_more(rc, get_string(p, root, "seller", 1, 64, &c->seller));
+	if (c->seller && find_core(c->seller, p->flags, &c->core, why, sizeof(why)) < 0) {
 		size_t old = cp_push(p, "seller", 0);
 
 		rc = cp_fail(p, "%s", why);
 		cp_pop(p, old);
 	}
-	if (!rc)
-		rc = parse_payment(p, root, c);
+	rc = cp_more(rc, parse_payment(p, root, c));
 	/* workers 0 reserves on the loops: a blocking payment would stall one. */
-	if (!rc && c->workers == 0 && c->payment.mode == CONF_PAYMENT_BLOCKING) {
+	if (c->workers == 0 && c->payment.mode == CONF_PAYMENT_BLOCKING) {
 		size_t old = cp_push(p, "workers", 0);
 
 		rc = cp_fail(p, "0 (reserve on the event loops) needs payment.mode \"async\"");
 		cp_pop(p, old);
 	}
-	if (!rc)
-		rc = parse_limits(p, root, c);
-	if (!rc)
-		rc = get_string(p, root, "state_dir", 1, CONF_PATH_MAX, &c->state_dir);
-	if (!rc)
-		rc = parse_ledger(p, root, c);
-	if (!rc)
-		rc = get_int(p, root, "idempotency_ttl_s", 1, CONF_MAX_TTL_S,
-			     &c->idempotency_ttl_s);
-	if (!rc)
-		rc = get_string(p, root, "admin_token_file", 1, CONF_PATH_MAX,
-				&c->admin_token_file);
-	if (!rc)
-		rc = parse_metrics(p, root, c);
-	if (!rc)
-		rc = get_string(p, root, "log_level", 1, 16, &level);
-	if (!rc && level && log_level_parse(level, &c->log_level) < 0) {
+	rc = cp_more(rc, parse_limits(p, root, c));
+	rc = cp_more(rc, get_string(p, root, "state_dir", 1, CONF_PATH_MAX, &c->state_dir));
+	rc = cp_more(rc, parse_ledger(p, root, c));
+	rc = cp_more(rc, get_int(p, root, "idempotency_ttl_s", 1, CONF_MAX_TTL_S,
+				 &c->idempotency_ttl_s));
+	rc = cp_more(rc, get_string(p, root, "admin_token_file", 1, CONF_PATH_MAX,
+				    &c->admin_token_file));
+	rc = cp_more(rc, parse_metrics(p, root, c));
+	rc = cp_more(rc, get_string(p, root, "log_level", 1, 16, &level));
+	if (level && log_level_parse(level, &c->log_level) < 0) {
 		size_t old = cp_push(p, "log_level", 0);
 
-		rc = cp_fail(p, "must be \"error\", \"warn\", \"notice\", \"info\" or \"debug\"");
+		rc = cp_fail(p, "must be \"error\", \"warning\" (or \"warn\"), \"notice\", "
+			     "\"info\" or \"debug\" (or a syslog name: \"err\", \"crit\", "
+			     "\"alert\", \"emerg\")");
 		cp_pop(p, old);
 	}
 	free(level);
-	if (!rc)
-		rc = parse_events(p, root, c);
+	rc = cp_more(rc, parse_events(p, root, c));
 	for (size_t i = 0; !rc && i < c->nevents; i++)
 		if (!c->events[i].core)
 			c->events[i].core = c->core;
@@ -944,8 +933,9 @@ void conf_summary(const struct conf *c, FILE *f)
 	if (c->ledger.max_db_bytes)
 		fprintf(f, "at most %lld bytes, ", (long long)c->ledger.max_db_bytes);
 	fprintf(f, "idempotency keys kept %lld s\n", (long long)c->idempotency_ttl_s);
-	fprintf(f, "admin:     %s\n", c->admin_token_file ? c->admin_token_file
-		: "token from $CREDENTIALS_DIRECTORY/admin-token, if any");
+	fprintf(f, "admin:     token from $CREDENTIALS_DIRECTORY/admin-token if systemd "
+		"passes one, else %s\n", c->admin_token_file ? c->admin_token_file
+		: "none (operator routes off)");
 	fprintf(f, "metrics:   %s\n", c->metrics.enabled ? "on (GET /metrics)" : "off");
 	fprintf(f, "log_level: %s\n", log_level_name(c->log_level));
 	fprintf(f, "events:    %zu\n", c->nevents);

@@ -1,8 +1,10 @@
 /*
  * main.c: ticketd's command line, start-up and shutdown. The main thread
- * reads the config, opens the state dir, builds the events, the payment
- * provider, the worker pool and the event loops, binds (or takes from
- * systemd) the listening sockets, and then only waits for signals on its own
+ * reads the config and the admin token, checks the state dir can be made,
+ * binds (or takes from systemd) the listening sockets, and only then opens
+ * the state dir (so a refused start leaves nothing on disk); it builds the
+ * events, the payment provider, the worker pool and the event loops, and
+ * then only waits for signals on its own
  * event_base. SIGTERM and SIGINT start a drain: the loops stop accepting and
  * finish what is in flight; when every loop reports drained (or the drain
  * timeout passes) everything is stopped and freed in reverse order and the
@@ -96,8 +98,10 @@ static void usage(FILE *f)
 		"SIGHUP reloads the configuration, or refuses it and keeps the old one\n"
 		"(what a reload may change: ticketd(8)).\n"
 		"Exit status: 0 success, 1 configuration or start-up error, 2 usage error.\n"
-		"Routes and configuration keys: docs/api.md, conf/ticketd.conf.\n",
-		DEFAULT_CONFIG);
+		"Routes, signals and files: man 8 ticketd. Configuration keys: man 5\n"
+		"ticketd.conf. make install puts a sample configuration in %s/ticketd\n"
+		"(as ticketd.conf, or ticketd.conf.sample beside an existing one).\n",
+		DEFAULT_CONFIG, SYSCONFDIR);
 }
 
 /* Parses argv into o; returns -1 to exit 0 (help, version), 0 to go on, or
@@ -360,6 +364,17 @@ static int run(struct conf **cp, const struct options *o)
 		log_err("cannot set up the metrics");
 		return 1;
 	}
+	/* Every check that can refuse the start comes before anything is
+	 * made on disk (the admin token, the state dir's parents, the port):
+	 * a refused start leaves no state dir and no ledger behind. */
+	if (admin_open(c, &admin, err, sizeof(err)) < 0 ||
+	    orders_check_dir(c->state_dir, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	nfds = listen_open(c, &fds, &nsets, &owned);
+	if (nfds < 0)
+		goto out;
 	{
 		/* The ledger: what was sold comes back before any connection. */
 		struct orders_options oo = {
@@ -376,8 +391,7 @@ static int run(struct conf **cp, const struct options *o)
 		}
 		metrics_set_ledger(ledger_figures, orders_ledger(orders));
 	}
-	if (catalog_create(c, orders_sold, orders, &d.cat, err, sizeof(err)) < 0 ||
-	    admin_open(c, &admin, err, sizeof(err)) < 0) {
+	if (catalog_create(c, orders_sold, orders, &d.cat, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
 	}
@@ -416,9 +430,6 @@ static int run(struct conf **cp, const struct options *o)
 		}
 		env.reads = reads;
 	}
-	nfds = listen_open(c, &fds, &nsets, &owned);
-	if (nfds < 0)
-		goto out;
 	d.base = event_base_new();
 	if (!d.base)
 		goto out;
@@ -521,7 +532,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct conf *c = NULL;
-	char err[512];
+	char err[4096];
 	int rc;
 
 	log_init();
@@ -533,7 +544,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (load(&o, &c, err, sizeof(err)) < 0) {
-		fprintf(stderr, "ticketd: %s\n", err);
+		/* One line per error: the config reports all it finds. */
+		for (char *line = err, *nl; line; line = nl) {
+			if ((nl = strchr(line, '\n')))
+				*nl++ = '\0';
+			fprintf(stderr, "ticketd: %s\n", line);
+		}
 		return 1;
 	}
 	if (o.check) {

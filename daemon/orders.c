@@ -45,7 +45,7 @@ struct orders {
 #define commit_of_req(r) \
 	((struct orders_commit *)((char *)(r) - offsetof(struct orders_commit, req)))
 
-/* mkdir -p path with mode 0750; 0 or -errno. */
+/* mkdir -p path with mode 0700 (the state is the owner's only); 0 or -errno. */
 static int mkdirs(const char *path)
 {
 	char buf[PATH_MAX];
@@ -58,13 +58,50 @@ static int mkdirs(const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 			return -errno;
 		*p = '/';
 	}
-	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+int orders_check_dir(const char *dir, char *err, size_t errlen)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(dir);
+	struct stat st;
+	int rc = 0;
+
+	if (len == 0 || len >= sizeof(buf)) {
+		rc = -ENAMETOOLONG;
+		goto fail;
+	}
+	memcpy(buf, dir, len + 1);
+	/* Up from dir to the deepest part that exists. */
+	while (stat(buf, &st) < 0) {
+		char *slash = strrchr(buf, '/');
+
+		if (errno != ENOENT) {
+			rc = -errno;
+			goto fail;
+		}
+		if (!slash) {
+			snprintf(buf, sizeof(buf), ".");
+			continue;
+		}
+		slash[slash == buf] = '\0'; /* "/x" -> "/" */
+	}
+	if (!S_ISDIR(st.st_mode))
+		rc = -ENOTDIR;
+	else if (access(buf, W_OK | X_OK) < 0)
+		rc = -errno;
+	if (rc == 0)
+		return 0;
+fail:
+	snprintf(err, errlen, "state_dir %s: cannot create it: %s", dir, strerror(-rc));
+	return rc;
 }
 
 /* Reads the epoch file (0 if there is none): the highest boot epoch used
@@ -115,9 +152,9 @@ static int write_epoch_file(int dfd, uint64_t epoch)
 	/* A stale temporary file (a crash here) is replaced. */
 	if (unlinkat(dfd, EPOCH_TMP_FILE, 0) < 0 && errno != ENOENT)
 		goto fail;
-	/* 0644 as SQLite makes ledger.db (the umask applies): a number, no secret. */
+	/* 0600 like everything in the state dir. */
 	fd = openat(dfd, EPOCH_TMP_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		    0644);
+		    0600);
 	if (fd < 0)
 		goto fail;
 	while (off < len) {
@@ -230,6 +267,11 @@ int orders_open(const struct orders_options *opt, struct orders **out,
 	uint64_t old_epoch = 0;
 	int dfd = -1, rc;
 
+	/* The ledger holds buyer names: what the process creates from here on
+	 * (the dir, ledger.db, SQLite's -wal and -shm, which SQLite makes
+	 * 0644 less the umask) is its owner's only, as UMask=0077 makes it
+	 * under systemd. */
+	umask(077);
 	rc = mkdirs(opt->state_dir);
 	if (rc < 0) {
 		snprintf(err, errlen, "state_dir %s: cannot create it: %s", opt->state_dir,

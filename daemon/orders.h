@@ -77,6 +77,11 @@ struct orders_commit {
 
 struct orders;
 
+/* Checks, creating nothing, that dir could serve orders_open: every part
+ * of it that exists is a directory, and the deepest one is writable by
+ * this process (so the rest, or the ledger, can be made in it). 0, or
+ * -errno with err ("state_dir DIR: cannot create it: ..."). */
+int orders_check_dir(const char *dir, char *err, size_t errlen);
 /* Opens the ledger under opt->state_dir (creating the directory) with a
  * boot epoch above the one in the state dir's epoch file (the floor that a
  * ledger.db restored from a backup cannot go below; an older ticketd's

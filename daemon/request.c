@@ -246,6 +246,31 @@ static int purchase_field(const char *key, json_t *v, unsigned max_quantity,
 		    printable_key(key, kb, sizeof(kb)));
 }
 
+/* jansson's reason for refusing a body, worded for a client: no library
+ * flag names, and nothing invisible echoed back (a byte outside printable
+ * ASCII in the excerpt jansson quotes is shown as \xHH). */
+static const char *parse_problem(const char *body, size_t len, const json_error_t *jerr,
+				 char *out, size_t outlen)
+{
+	static const char bom[] = "\xef\xbb\xbf";
+	size_t n = 0;
+
+	if ((len >= 3 && memcmp(body, bom, 3) == 0) || strstr(jerr->text, bom))
+		return "a byte-order mark is not allowed";
+	if (strstr(jerr->text, "JSON_ALLOW_NUL"))
+		return "\\u0000 (a NUL character) is not allowed in a string";
+	for (const char *t = jerr->text; *t && n + 5 < outlen; t++) {
+		unsigned char c = (unsigned char)*t;
+
+		if (c >= 0x20 && c < 0x7f)
+			out[n++] = (char)c;
+		else
+			n += (size_t)snprintf(out + n, outlen - n, "\\x%02x", c);
+	}
+	out[n] = '\0';
+	return out;
+}
+
 int request_decode_purchase(const char *body, size_t len, unsigned max_quantity,
 			    struct request_purchase *out, struct request_error *err)
 {
@@ -253,6 +278,7 @@ int request_decode_purchase(const char *body, size_t len, unsigned max_quantity,
 	json_t *root, *v;
 	const char *key;
 	int have_buyer = 0;
+	char why[JSON_ERROR_TEXT_LENGTH * 4];
 	int rc = 0;
 
 	out->quantity = 1;
@@ -271,7 +297,8 @@ int request_decode_purchase(const char *body, size_t len, unsigned max_quantity,
 	if (!root)
 		return fail(err, "invalid_json",
 			    "the body is not valid JSON: %s (line %d, column %d)",
-			    jerr.text, jerr.line, jerr.column);
+			    parse_problem(body, len, &jerr, why, sizeof(why)), jerr.line,
+			    jerr.column);
 	if (!json_is_object(root)) {
 		rc = fail(err, "invalid_body", "the body must be a JSON object");
 		goto out;

@@ -99,7 +99,7 @@ static int64_t real_ms(void)
 
 /* ---- open and close ------------------------------------------------------------ */
 
-/* mkdir -p with mode 0750 for what it creates; 0 or -errno. */
+/* mkdir -p with mode 0700 for what it creates; 0 or -errno. */
 static int make_dirs(const char *dir)
 {
 	char *p = strdup(dir), *s;
@@ -113,7 +113,7 @@ static int make_dirs(const char *dir)
 		char c = *s;
 
 		*s = '\0';
-		if (mkdir(p, 0750) < 0 && errno != EEXIST) {
+		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
 			rc = -errno;
 			break;
 		}
@@ -535,7 +535,7 @@ static int lock_dir(struct ledger_sqlite *l, char *err, size_t errlen)
 		snprintf(err, errlen, "ledger: out of memory");
 		goto fail;
 	}
-	l->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	l->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	rc = l->lock_fd < 0 ? -errno : 0;
 	if (rc == 0 && flock(l->lock_fd, LOCK_EX | LOCK_NB) < 0)
 		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;

@@ -169,9 +169,11 @@ static void report_tiers(struct audit *a)
 			snprintf(cap, sizeof(cap), "?");
 		else
 			snprintf(cap, sizeof(cap), "%" PRId64, r->capacity);
-		if (r->capacity < 0 && r->sold + r->refunded == 0 &&
-		    r->c_sold + r->c_refunded == 0)
-			continue; /* an event's empty pool */
+		/* An empty pool of an unknown event, or the vip pool of an
+		 * event without one (capacity 0), has nothing to show. */
+		if ((r->capacity < 0 || (r->pool == SELLER_VIP && r->capacity == 0)) &&
+		    r->sold + r->refunded == 0 && r->c_sold + r->c_refunded == 0)
+			continue;
 		if (r->capacity < 0 && r->sold > 0) {
 			check = "PROBLEM: event not in the config, capacity unknown";
 			a->rep->unknown_events++;

@@ -38,11 +38,24 @@ void log_init(void)
 			       (unsigned long long)st.st_ino == ino);
 }
 
+/* syslog's names for the levels: "warning" is journald's name for "warn",
+ * and the levels above error that ticketd never uses log errors only. */
+static const struct { const char *name; enum log_level level; } level_aliases[] = {
+	{ "warning", LOGL_WARN }, { "err", LOGL_ERR }, { "crit", LOGL_ERR },
+	{ "alert", LOGL_ERR }, { "emerg", LOGL_ERR },
+};
+
 int log_level_parse(const char *name, enum log_level *out)
 {
 	for (int i = LOGL_ERR; i <= LOGL_DEBUG; i++) {
 		if (strcmp(name, level_names[i]) == 0) {
 			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < sizeof(level_aliases) / sizeof(level_aliases[0]); i++) {
+		if (strcmp(name, level_aliases[i].name) == 0) {
+			*out = level_aliases[i].level;
 			return 0;
 		}
 	}

@@ -128,6 +128,14 @@ ticketd_tests = tests/daemon/test_api.py tests/daemon/test_payment.py \
 	tests/daemon/test_syscalls.py tests/daemon/test_sched.py \
 	tests/daemon/test_metrics_http.py
 TESTS += $(ticketd_tests)
+# What a new user and operator meet first: --help, -t reporting every
+# error, syslog level names, a refused start that leaves nothing on disk,
+# the state dir's modes, where the admin token comes from, --audit's rows,
+# invalid_json messages a client can read. And the reverse proxy sample
+# (conf/nginx-ticketd.conf) passes nginx -t.
+TESTS += tests/daemon/test_first_hour.py tests/daemon/test_nginx_conf.sh
+EXTRA_DIST += tests/daemon/test_first_hour.py tests/daemon/test_nginx_conf.sh \
+	conf/nginx-ticketd.conf
 STRESS_TESTS += tests/daemon/test_concurrency.py tests/daemon/test_shutdown.py
 EXTRA_DIST += $(ticketd_tests)
 
@@ -212,7 +220,16 @@ bench-http: daemon/ticketd tests/bench/evhttp_hello
 	TICKETD='$(abs_top_builddir)/daemon/ticketd' TICKETD_SRCDIR='$(abs_top_srcdir)' \
 	EVHTTP_HELLO='$(abs_top_builddir)/tests/bench/evhttp_hello' \
 	PYTHON='$(PYTHON)' $(SHELL) $(top_srcdir)/tests/load/bench_http.sh
-.PHONY: bench-http
+# The same tables in about a minute (fewer, shorter runs): a smoke test of
+# the benchmark, not a measurement.
+bench-http-quick: daemon/ticketd tests/bench/evhttp_hello
+	BENCH_QUICK=1 TICKETD='$(abs_top_builddir)/daemon/ticketd' \
+	TICKETD_SRCDIR='$(abs_top_srcdir)' \
+	EVHTTP_HELLO='$(abs_top_builddir)/tests/bench/evhttp_hello' \
+	PYTHON='$(PYTHON)' $(SHELL) $(top_srcdir)/tests/load/bench_http.sh
+.PHONY: bench-http bench-http-quick
+# The nginx ceiling the HTTP benchmark compares ticketd with.
+EXTRA_DIST += tests/bench/nginx_ceiling.sh tests/bench/nginx_ceiling.conf
 
 # ---- tests/bench: in-process benchmarks (`make bench`; BENCH_ARGS passes
 # options, e.g. --seconds 0.5) ------------------------------------------------

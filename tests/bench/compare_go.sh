@@ -1,21 +1,19 @@
 #!/bin/sh
-# compare_go.sh: runs the Go ticket-seller article's Go sellers
-# (shared/anchors/seedbench, `go test -bench NoSleep/CapHuge -cpu 1,2`) and
-# bench_cores' nosellout scenario in three interleaved rounds on this machine,
-# then prints the medians of 3 side by side and the ratio Go ns/op / C ns/op
-# (above 1: the C core is faster). A benchmark report, never a pass/fail on
-# speed.
+# compare_go.sh: runs the Go ticket-seller article's own sellers (a copy of
+# its Go module, not shipped here: it is the article's code; `go test -bench NoSleep/CapHuge -cpu 1,2`) and bench_cores' nosellout
+# scenario in three interleaved rounds on this machine, then prints the
+# medians of 3 side by side and the ratio Go ns/op / C ns/op (above 1: the C
+# core is faster). A benchmark report, never a pass/fail on speed.
 #
-#   tests/bench/compare_go.sh BENCH_CORES_BINARY [SEEDBENCH_DIR] [SECONDS]
+#   tests/bench/compare_go.sh BENCH_CORES_BINARY GO_SELLERS_DIR [SECONDS]
 #
-# Needs `go` (Debian: golang-go); the seedbench module has no dependencies.
+# Needs `go` (Debian: golang-go); the Go module has no dependencies.
 set -eu
-bin=${1:?usage: compare_go.sh path/to/bench_cores [seedbench-dir] [seconds]}
-here=$(cd "$(dirname "$0")" && pwd)
-seed=${2:-$here/../../../shared/anchors/seedbench}
+bin=${1:?usage: compare_go.sh path/to/bench_cores go-sellers-dir [seconds]}
+seed=${2:?usage: compare_go.sh path/to/bench_cores go-sellers-dir [seconds]}
 secs=${3:-1}
 command -v go >/dev/null || { echo "compare_go: go not installed (apt-get install golang-go)"; exit 0; }
-[ -f "$seed/seller_test.go" ] || { echo "compare_go: no seedbench at $seed"; exit 0; }
+[ -f "$seed/seller_test.go" ] || { echo "compare_go: no Go sellers at $seed"; exit 0; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM

@@ -7,8 +7,8 @@
 # For every safe seller core (`ticketd --list-sellers`) it starts ticketd with
 # a fresh state dir and a generated config on 127.0.0.1:0, and drives it with
 # wrk -t1 -c64 -d10s --latency:
-#   1. the ceiling: nginx answering a fixed body (../shared/anchors/nginx/
-#      ceiling.sh), and each core under the very same wrk command and request
+#   1. the ceiling: nginx answering a fixed body (tests/bench/
+#      nginx_ceiling.sh), and each core under the very same wrk command and request
 #      body (a static script), pinned and unpinned, plus one core unpinned
 #      with the threading conf/ticketd.conf ships (io_threads 2, 2 workers);
 #      ticketd as a ratio of it;
@@ -30,26 +30,37 @@
 # run on CPU 0 and wrk on CPU 1 (taskset), so the two never fight for a core;
 # the ceiling section also runs unpinned.
 #
+# The full run takes about 15 minutes. BENCH_QUICK=1 (make bench-http-quick)
+# prints the same sections and matrix in about a minute, with fewer and
+# shorter runs: 1 s per wrk run, one worker count (1), the ceiling with the
+# pinning of $BENCH_HTTP_PIN only, a flash sale of 2,000 tickets and 20,000
+# purchases, 200 idle connections, no raw wrk output. Its figures are a smoke test, not a
+# measurement: the recorded ones (docs/benchmarks.md) come from full runs.
+# Any BENCH_HTTP_* set explicitly wins over the quick defaults.
+#
 # Environment (all optional):
 #   TICKETD                 the daemon binary (make sets it)
-#   TICKETD_SRCDIR          the source tree (for the scripts and ../shared)
-#   BENCH_HTTP_SECONDS      wrk duration per run (10)
+#   TICKETD_SRCDIR          the source tree (for the scripts)
+#   BENCH_QUICK             1 = the quick mode above (0)
+#   BENCH_HTTP_SECONDS      wrk duration per run (10; quick 1)
 #   BENCH_HTTP_CORES        cores to run ("" = every safe core)
 #   BENCH_HTTP_LATENCIES    payment latencies in ms for the matrix ("0 1")
 #   BENCH_HTTP_PIN          split | none (split)
 #   BENCH_HTTP_IO_THREADS   ticketd's event loops (1)
-#   BENCH_HTTP_WORKERS      worker counts to run, a list ("1 0"): 1 is the
+#   BENCH_HTTP_WORKERS      worker counts to run, a list ("1 0"; quick "1"): 1 is the
 #                           pool the daemon defaults to, 0 reserves on the loop
 #                           (no hand-off); every section runs each of them
-#   BENCH_HTTP_FLASH_TICKETS, BENCH_HTTP_FLASH_REQUESTS (10000, 100000)
+#   BENCH_HTTP_FLASH_TICKETS, BENCH_HTTP_FLASH_REQUESTS (10000, 100000;
+#                           quick 2000, 20000)
 #   BENCH_HTTP_FLASH_PAYMENT_MS  payment latency in the flash sale (1, as
-#                           in the Go ticket-seller article)
+#                           in the flash sale ticketd was designed for)
 #   BENCH_HTTP_FLASH_CONFIGS  the flash sale's "payment_ms:sync" runs
-#                           ("1:full 0:off": the Go ticket-seller article's
-#                           sale, then the throughput target's settings)
-#   BENCH_HTTP_IDLE_CONNS   idle connections for the per-connection cost (1000)
-#   BENCH_HTTP_CEILING      path of ceiling.sh (../shared/anchors/nginx/)
-#   BENCH_HTTP_RAW          1 = append every run's raw wrk output (1)
+#                           ("1:full 0:off": that sale, then the
+#                           throughput target's settings)
+#   BENCH_HTTP_IDLE_CONNS   idle connections for the per-connection cost (1000;
+#                           quick 200)
+#   BENCH_HTTP_CEILING      the nginx ceiling script (tests/bench/nginx_ceiling.sh)
+#   BENCH_HTTP_RAW          1 = append every run's raw wrk output (1; quick 0)
 #   BENCH_HTTP_KEEP         a directory to copy the configs, logs and raw
 #                           output to
 #   EVHTTP_HELLO            tests/bench/evhttp_hello (make sets it): evhttp's
@@ -62,19 +73,25 @@ here=$(cd "$(dirname "$0")" && pwd)
 srcdir=${TICKETD_SRCDIR:-$(cd "$here/../.." && pwd)}
 loaddir=$srcdir/tests/load
 ticketd=${TICKETD:-./daemon/ticketd}
-secs=${BENCH_HTTP_SECONDS:-10}
+quick=${BENCH_QUICK:-0}
+if [ "$quick" = 1 ]; then
+	q_secs=1 q_workers=1 q_flash_tickets=2000 q_flash_requests=20000 q_idle=200 q_raw=0
+else
+	q_secs=10 q_workers="1 0" q_flash_tickets=10000 q_flash_requests=100000 q_idle=1000 q_raw=1
+fi
+secs=${BENCH_HTTP_SECONDS:-$q_secs}
 cores=${BENCH_HTTP_CORES:-}
 latencies=${BENCH_HTTP_LATENCIES:-0 1}
 pin=${BENCH_HTTP_PIN:-split}
 io_threads=${BENCH_HTTP_IO_THREADS:-1}
-workers_list=${BENCH_HTTP_WORKERS:-1 0}
+workers_list=${BENCH_HTTP_WORKERS:-$q_workers}
 workers=$(echo $workers_list | awk '{ print $1 }')
-flash_tickets=${BENCH_HTTP_FLASH_TICKETS:-10000}
-flash_requests=${BENCH_HTTP_FLASH_REQUESTS:-100000}
+flash_tickets=${BENCH_HTTP_FLASH_TICKETS:-$q_flash_tickets}
+flash_requests=${BENCH_HTTP_FLASH_REQUESTS:-$q_flash_requests}
 flash_pay=${BENCH_HTTP_FLASH_PAYMENT_MS:-1}
-idle_conns=${BENCH_HTTP_IDLE_CONNS:-1000}
-ceiling=${BENCH_HTTP_CEILING:-$srcdir/../shared/anchors/nginx/ceiling.sh}
-raw=${BENCH_HTTP_RAW:-1}
+idle_conns=${BENCH_HTTP_IDLE_CONNS:-$q_idle}
+ceiling=${BENCH_HTTP_CEILING:-$srcdir/tests/bench/nginx_ceiling.sh}
+raw=${BENCH_HTTP_RAW:-$q_raw}
 keep=${BENCH_HTTP_KEEP:-}
 nomet=${BENCH_HTTP_NO_METRICS:-}
 evhttp_hello=${EVHTTP_HELLO:-$(dirname "$ticketd")/../tests/bench/evhttp_hello}
@@ -280,7 +297,7 @@ have_nginx=0
 command -v nginx >/dev/null 2>&1 && [ -f "$ceiling" ] && have_nginx=1
 
 # --- header ------------------------------------------------------------------
-echo "ticketd HTTP benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "ticketd HTTP benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)$([ "$quick" = 1 ] && echo ', QUICK mode (BENCH_QUICK=1: fewer, shorter runs; a smoke test, not a measurement)')"
 echo "machine:  $(uname -srm), $ncpu CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1))"
 echo "ticketd:  $("$ticketd" -V 2>&1) ($ticketd); cores: $(echo $cores)"
 echo "          io_threads $io_threads, workers: $(echo $workers_list) (0 = reserve on the loop), payment async; ledger: $([ $ledger_ok -eq 1 ] && echo 'sync off/full' || echo 'n/a (no ledger.db written)'); --audit: $([ $audit_ok -eq 1 ] && echo yes || echo n/a); metrics off: $([ $metrics_ok -eq 1 ] && echo configurable || echo 'n/a (no "metrics" key)')"
@@ -362,7 +379,9 @@ ngx_none=; ngx_split=; ngx_count=
 evh_none=; evh_split=
 echo "== 1. Ceiling: the same wrk command and body, nginx fixed reply vs ticketd purchase (payment 0 ms, sync $(echo $syncs | cut -d' ' -f1))"
 printf "$row_fmt" server pin w req/s p50_ms p99_ms non2xx errors ratio x_evhttp
-for p in none split; do
+ceiling_pins="none split"
+[ "$quick" = 1 ] && ceiling_pins=$pin
+for p in $ceiling_pins; do
 	[ "$p" = split ] && [ "$pin" != split ] && continue
 	set_pin $p
 	rows=$work/ceiling-rows-$p
@@ -475,9 +494,8 @@ echo " must be 0; x_nginx: ratio to nginx under the same counting script)"
 echo
 
 # --- 3. flash sale ---------------------------------------------------------------
-# Each "pay:sync" of flash_configs: the Go ticket-seller article's sale (a 1
-# ms payment, every commit synced) and the throughput target's (no payment
-# wait, sync off).
+# Each "pay:sync" of flash_configs: the reference flash sale (a 1 ms payment, every
+# commit synced) and the throughput target's (no payment wait, sync off).
 flash_configs=${BENCH_HTTP_FLASH_CONFIGS:-"$flash_pay:$(echo $syncs | awk '{ print $NF }') 0:$(echo $syncs | awk '{ print $1 }')"}
 echo "== 3. Flash sale: $flash_tickets tickets, $flash_requests purchases from $conns connections, payment async, pin $pin"
 printf '%-9s %2s %3s %4s %8s %9s %7s %7s %8s %8s %8s %8s %8s %6s %6s %7s\n' server w pay sync time_s req/s p50_ms p99_ms 201s 201_tkts GET_sold audit 409s other errors x_nginx

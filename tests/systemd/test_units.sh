@@ -47,7 +47,7 @@ ok $? "every directive has a comment line above it"
 [ -z "$uncommented" ] || echo "$uncommented" | diag
 
 for want in Type=notify NotifyAccess=main WatchdogSec= Restart=on-failure \
-	ExecReload= DynamicUser=yes StateDirectory=ticketd ConfigurationDirectory=ticketd \
+	ExecReload= DynamicUser=yes StateDirectory=ticketd \
 	LimitNOFILE= ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes \
 	PrivateUsers=yes NoNewPrivileges=yes 'CapabilityBoundingSet=$' \
 	ProtectKernelTunables=yes ProtectKernelModules=yes ProtectKernelLogs=yes \
@@ -67,8 +67,15 @@ deny=$(grep -n '^SystemCallFilter=~@privileged @resources$' "$service" | cut -d:
 allow=$(grep -n '^SystemCallFilter=sched_setscheduler$' "$service" | cut -d: -f1)
 test -n "$deny" && test -n "$allow" && test "$allow" -gt "$deny"
 ok $? "sched_setscheduler is allowed after @resources is denied (lines ${deny:-?}, ${allow:-?})"
-grep -q '^ListenStream=8080$' "$socket"
-ok $? "ticketd.socket listens on 8080"
+grep -q '^ListenStream=127.0.0.1:8080$' "$socket" &&
+	test "$(grep -c '^ListenStream=' "$socket")" -eq 1
+ok $? "ticketd.socket listens on 127.0.0.1:8080 only, as the sample config"
+! grep -q '^ConfigurationDirectory=' "$service"
+ok $? "no ConfigurationDirectory= (always under /etc, whatever sysconfdir is)"
+check=$(grep -n '^ExecReload=/.*/ticketd -t -c /.*/ticketd/ticketd.conf' "$service" | cut -d: -f1)
+kill=$(grep -n '^ExecReload=/bin/kill -HUP \$MAINPID$' "$service" | cut -d: -f1)
+test -n "$check" && test -n "$kill" && test "$check" -lt "$kill"
+ok $? "ExecReload checks the config with ticketd -t before it sends SIGHUP"
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
 	skip "systemd-analyze not found (apt-get install systemd)"
