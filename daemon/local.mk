@@ -4,7 +4,7 @@
 # of its own. The list is explicit, no wildcard.
 noinst_LTLIBRARIES += daemon/libticketd.la
 daemon_libticketd_la_SOURCES = \
-	daemon/conf.h daemon/conf.c \
+	daemon/conf.h daemon/conf.c daemon/conf_listen.c \
 	daemon/request.h daemon/request.c \
 	daemon/http.h daemon/http.c \
 	daemon/listen.h daemon/listen.c \

@@ -317,6 +317,158 @@ static void ledger_batch_end(void *arg)
 	handoff_release();
 }
 
+/* Workers hold the jobs they finish for the length of a batch. */
+static const struct pool_ops pool_ops = {
+	.batch_begin = work_batch_begin,
+	.run = work_run,
+	.batch_end = work_batch_end,
+	.cancel = work_cancel,
+};
+
+/* With "workers": 0, the ledger reads pool's jobs. */
+static const struct pool_ops read_ops = {
+	.batch_begin = work_batch_begin,
+	.run = work_read,
+	.batch_end = work_batch_end,
+	.cancel = work_cancel,
+};
+
+/* SIGTERM, SIGINT and SIGHUP go to the main thread only: every thread
+ * started from here on inherits them blocked (unblocked before the main
+ * loop runs; one arriving meanwhile waits, pending). Fills *mainsigs. */
+static void block_main_signals(sigset_t *mainsigs)
+{
+	sigemptyset(mainsigs);
+	sigaddset(mainsigs, SIGTERM);
+	sigaddset(mainsigs, SIGINT);
+	sigaddset(mainsigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, mainsigs, NULL);
+}
+
+/* The main loop's own events on d->base: the drained notice, the drain
+ * timer and the three signals (into sigs); 0, or -1 logged. What was made
+ * is left for main_events_free. */
+static int main_events_add(struct daemon *d, struct event *sigs[3])
+{
+	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+
+	d->drained_ev = event_new(d->base, -1, 0, on_drained, d);
+	d->drain_timer = evtimer_new(d->base, on_drain_timeout, d);
+	for (int i = 0; i < 3; i++)
+		sigs[i] = evsignal_new(d->base, signums[i], on_signal, d);
+	if (!d->drained_ev || !d->drain_timer || !sigs[0] || !sigs[1] ||
+	    !sigs[2] || evsignal_add(sigs[0], NULL) < 0 || evsignal_add(sigs[1], NULL) < 0 ||
+	    evsignal_add(sigs[2], NULL) < 0) {
+		log_err("cannot set up the main event loop");
+		return -1;
+	}
+	return 0;
+}
+
+/* Frees what main_events_add made (any of it may be NULL). */
+static void main_events_free(struct daemon *d, struct event *sigs[3])
+{
+	for (int i = 0; i < 3; i++)
+		if (sigs[i])
+			event_free(sigs[i]);
+	if (d->drained_ev)
+		event_free(d->drained_ev);
+	if (d->drain_timer)
+		event_free(d->drain_timer);
+}
+
+/* The event loops on the nfds * nsets sockets fds, started; 0, or -1
+ * logged (d->http may then be set, for the cleanup). */
+static int start_http(struct daemon *d, struct conf *c, struct job_env *env,
+		      int *fds, int nfds, size_t nsets, unsigned tick_ms,
+		      unsigned stall_ms)
+{
+	struct http_options ho = {
+		.conf = c, .catalog = d->cat, .pool = d->pool, .env = env,
+		.fds = fds, .nfds = (size_t)nfds, .nsets = nsets,
+		.drained = drained_cb, .arg = d,
+		.tick_ms = tick_ms, .stall_ms = stall_ms,
+	};
+	char err[512];
+
+	if (http_create(&ho, &d->http, err, sizeof(err)) < 0 ||
+	    http_start(d->http, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The service (reloads, systemd, the watchdog) over what run built; it
+ * takes c over on success. 0, or -1 logged. */
+static int start_service(struct daemon *d, struct conf *c, const struct options *o,
+			 struct payment *payment, uint64_t wd_usec, int owned)
+{
+	struct service_params sp = {
+		.base = d->base, .conf = c, .cat = d->cat, .http = d->http,
+		.pool = d->pool, .payment = payment, .load = reload_load,
+		.load_arg = (void *)o, .watchdog_usec = wd_usec,
+		.sockets_passed = !owned,
+	};
+	char err[512];
+
+	if (service_create(&sp, &d->svc, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The one line that says the daemon is up, and with what. */
+static void log_ready(struct catalog *cat, const struct conf *c, struct orders *orders)
+{
+	log_notice("ticketd %s ready: %zu events, %u io threads, %u workers, seller %s, "
+		   "payment %s %u ms, state_dir %s (epoch %llu)", PACKAGE_VERSION,
+		   catalog_count(cat), c->io_threads, c->workers, c->core->name,
+		   conf_payment_mode_name(c->payment.mode), c->payment.latency_ms,
+		   c->state_dir, (unsigned long long)ledger_epoch(orders_ledger(orders)));
+}
+
+/* The first half of run's cleanup, in reverse order: loops stop, the pool
+ * finishes what it is running and cancels what it has not begun (its
+ * clients' connections are closing: a queued purchase must not sell now),
+ * the order store answers the last commits, then the loops drop what is
+ * left; the figures are logged after a clean run (rc 0) and the pools
+ * freed. Any of it may be NULL. */
+static void stop_serving(struct daemon *d, struct pool *reads,
+			 struct orders *orders, int rc)
+{
+	if (d->http)
+		http_stop(d->http);
+	{
+		unsigned cancelled = (d->pool ? pool_stop(d->pool) : 0) +
+				     (reads ? pool_stop(reads) : 0);
+
+		if (cancelled)
+			log_notice("shutdown: %u queued request(s) not yet begun were "
+				   "cancelled (nothing reserved or sold for them)", cancelled);
+	}
+	metrics_set_ledger(NULL, NULL);
+	orders_close(orders);
+	http_destroy(d->http);
+	/* After the loops released what never finished paying, and the last
+	 * commits were answered (a failed one gave its tickets back). */
+	if (d->cat && rc == 0)
+		log_figures(d->cat);
+	pool_destroy(d->pool);
+	pool_destroy(reads);
+}
+
+/* Closes the listening sockets if they are ours (not systemd's), frees
+ * the array and gives up the ports' claims. */
+static void close_sockets(int *fds, int nfds, size_t nsets, int owned)
+{
+	for (size_t i = 0; owned && nfds > 0 && i < (size_t)nfds * nsets; i++)
+		close(fds[i]);
+	free(fds);
+	listen_release_ports();
+}
+
 /* Runs the daemon until a signal stops it; returns the exit status. The
  * service takes *cp over once it exists (then *cp is NULL). */
 static int run(struct conf **cp, const struct options *o)
@@ -330,32 +482,17 @@ static int run(struct conf **cp, const struct options *o)
 	struct pool *reads = NULL;            /* "workers": 0 only */
 	struct job_env env;
 	struct event *sigs[3] = { NULL, NULL, NULL };
-	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
 	sigset_t mainsigs;
 	/* Read once: the beat period of loops and workers follows from it. */
 	uint64_t wd_usec = sysd_watchdog_usec();
 	unsigned tick_ms = service_tick_ms(wd_usec);
 	unsigned stall_ms = service_debug_stall_ms();
-	/* Workers hold the jobs they finish for the length of a batch. */
-	const struct pool_ops pool_ops = {
-		.batch_begin = work_batch_begin,
-		.run = work_run,
-		.batch_end = work_batch_end,
-		.cancel = work_cancel,
-	};
 	int *fds = NULL, nfds = 0, owned = 0, rc = 1;
 	size_t nsets = 1;
 	char err[512];
 
 	signal(SIGPIPE, SIG_IGN);
-	/* SIGTERM, SIGINT and SIGHUP go to the main thread only: every thread
-	 * started from here on inherits them blocked (unblocked before the
-	 * main loop runs; one arriving meanwhile waits, pending). */
-	sigemptyset(&mainsigs);
-	sigaddset(&mainsigs, SIGTERM);
-	sigaddset(&mainsigs, SIGINT);
-	sigaddset(&mainsigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &mainsigs, NULL);
+	block_main_signals(&mainsigs);
 	if (evthread_use_pthreads() < 0) {
 		log_err("libevent: no pthreads support");
 		return 1;
@@ -416,13 +553,6 @@ static int run(struct conf **cp, const struct options *o)
 	env.reads = NULL;
 	if (c->workers == 0) {
 		/* The loops reserve themselves; ledger reads get two threads. */
-		const struct pool_ops read_ops = {
-			.batch_begin = work_batch_begin,
-			.run = work_read,
-			.batch_end = work_batch_end,
-			.cancel = work_cancel,
-		};
-
 		if (pool_create(2, c->queue_depth, &read_ops, orders_ledger(orders),
 				&reads) < 0) {
 			log_err("cannot start the ledger reads pool");
@@ -431,94 +561,25 @@ static int run(struct conf **cp, const struct options *o)
 		env.reads = reads;
 	}
 	d.base = event_base_new();
-	if (!d.base)
+	if (!d.base || main_events_add(&d, sigs) < 0)
 		goto out;
-	d.drained_ev = event_new(d.base, -1, 0, on_drained, &d);
-	d.drain_timer = evtimer_new(d.base, on_drain_timeout, &d);
-	for (int i = 0; i < 3; i++)
-		sigs[i] = evsignal_new(d.base, signums[i], on_signal, &d);
-	if (!d.drained_ev || !d.drain_timer || !sigs[0] || !sigs[1] ||
-	    !sigs[2] || evsignal_add(sigs[0], NULL) < 0 || evsignal_add(sigs[1], NULL) < 0 ||
-	    evsignal_add(sigs[2], NULL) < 0) {
-		log_err("cannot set up the main event loop");
+	if (start_http(&d, c, &env, fds, nfds, nsets, tick_ms, stall_ms) < 0 ||
+	    start_service(&d, c, o, payment, wd_usec, owned) < 0)
 		goto out;
-	}
-	{
-		struct http_options ho = {
-			.conf = c, .catalog = d.cat, .pool = d.pool, .env = &env,
-			.fds = fds, .nfds = (size_t)nfds, .nsets = nsets,
-			.drained = drained_cb, .arg = &d,
-			.tick_ms = tick_ms, .stall_ms = stall_ms,
-		};
-
-		if (http_create(&ho, &d.http, err, sizeof(err)) < 0 ||
-		    http_start(d.http, err, sizeof(err)) < 0) {
-			log_err("%s", err);
-			goto out;
-		}
-	}
-	{
-		struct service_params sp = {
-			.base = d.base, .conf = c, .cat = d.cat, .http = d.http,
-			.pool = d.pool, .payment = payment, .load = reload_load,
-			.load_arg = (void *)o, .watchdog_usec = wd_usec,
-			.sockets_passed = !owned,
-		};
-
-		if (service_create(&sp, &d.svc, err, sizeof(err)) < 0) {
-			log_err("%s", err);
-			goto out;
-		}
-		*cp = NULL; /* the service's now */
-	}
-	log_notice("ticketd %s ready: %zu events, %u io threads, %u workers, seller %s, "
-		   "payment %s %u ms, state_dir %s (epoch %llu)", PACKAGE_VERSION,
-		   catalog_count(d.cat), c->io_threads, c->workers, c->core->name,
-		   conf_payment_mode_name(c->payment.mode), c->payment.latency_ms,
-		   c->state_dir, (unsigned long long)ledger_epoch(orders_ledger(orders)));
+	*cp = NULL; /* the service's now */
+	log_ready(d.cat, c, orders);
 	pthread_sigmask(SIG_UNBLOCK, &mainsigs, NULL);
 	service_ready(d.svc);
 	event_base_dispatch(d.base);
 	rc = 0;
 out:
-	/* Reverse order: loops stop, the pool finishes what it is running and
-	 * cancels what it has not begun (its clients' connections are closing:
-	 * a queued purchase must not sell now), the order store answers the
-	 * last commits, then the loops drop what is left. */
-	if (d.http)
-		http_stop(d.http);
-	{
-		unsigned cancelled = (d.pool ? pool_stop(d.pool) : 0) +
-				     (reads ? pool_stop(reads) : 0);
-
-		if (cancelled)
-			log_notice("shutdown: %u queued request(s) not yet begun were "
-				   "cancelled (nothing reserved or sold for them)", cancelled);
-	}
-	metrics_set_ledger(NULL, NULL);
-	orders_close(orders);
-	http_destroy(d.http);
-	/* After the loops released what never finished paying, and the last
-	 * commits were answered (a failed one gave its tickets back). */
-	if (d.cat && rc == 0)
-		log_figures(d.cat);
-	pool_destroy(d.pool);
-	pool_destroy(reads);
+	stop_serving(&d, reads, orders, rc);
 	idem_destroy(idem);
 	admin_close(admin);
 	catalog_destroy(d.cat);
 	payment_destroy(payment);
-	for (size_t i = 0; owned && nfds > 0 && i < (size_t)nfds * nsets; i++)
-		close(fds[i]);
-	free(fds);
-	listen_release_ports();
-	for (int i = 0; i < 3; i++)
-		if (sigs[i])
-			event_free(sigs[i]);
-	if (d.drained_ev)
-		event_free(d.drained_ev);
-	if (d.drain_timer)
-		event_free(d.drain_timer);
+	close_sockets(fds, nfds, nsets, owned);
+	main_events_free(&d, sigs);
 	service_destroy(d.svc); /* last: other threads read its configs until here */
 	metrics_shutdown();
 	if (d.base)

@@ -268,15 +268,16 @@ FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined \
 FUZZ_CPPFLAGS = -I$(top_builddir) -I$(top_srcdir)/lib -I$(top_srcdir)/daemon -D_GNU_SOURCE \
 	$(JANSSON_CFLAGS) $(LIBEVENT_CFLAGS) $(SQLITE_CFLAGS) $(SYSTEMD_CFLAGS)
 # The request target needs only daemon/request.c; the config loader gets
-# daemon/conf.c and daemon/request.c and every lib source (it may resolve
-# seller cores, name ledger settings, ...), so a new lib dependency of
-# conf.c never breaks the fuzzer's link.
+# daemon/conf.c, daemon/conf_listen.c and daemon/request.c and every lib
+# source (it may resolve seller cores, name ledger settings, ...), so a new
+# lib dependency of conf.c never breaks the fuzzer's link.
 tests/fuzz/fuzz_request: tests/fuzz/fuzz_request.c daemon/request.c daemon/request.h config.h
 	@$(MKDIR_P) tests/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_CPPFLAGS) -o $@ \
 	  $(top_srcdir)/tests/fuzz/fuzz_request.c $(top_srcdir)/daemon/request.c \
 	  $(JANSSON_LIBS) $(LIBEVENT_LIBS)
-fuzz_conf_sources = daemon/conf.h daemon/conf.c daemon/request.h daemon/request.c \
+fuzz_conf_sources = daemon/conf.h daemon/conf.c daemon/conf_listen.c \
+	daemon/request.h daemon/request.c \
 	$(lib_libticket_la_SOURCES)
 tests/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c $(fuzz_conf_sources) config.h
 	@$(MKDIR_P) tests/fuzz
