@@ -147,10 +147,10 @@ static unsigned bound_port(int fd)
 	return 0;
 }
 
-/* Makes a listening socket bound to addr (text names it in errors): the
- * body of listen_tcp and listen_again. A first socket (claim set)
- * claims its port between bind and listen, so that a refused second
- * ticketd never listens. 0 with *fd, or -errno. */
+/* Makes a socket bound to addr (text names it in errors), not yet
+ * listening (listen_start): the body of listen_tcp and listen_again. A
+ * first socket (claim set) claims its port after the bind, so that a
+ * refused second ticketd never listens. 0 with *fd, or -errno. */
 static int listen_on(const struct sockaddr *addr, socklen_t addrlen, const char *text,
 		     int claim, int *fd, char *err, size_t errlen)
 {
@@ -177,11 +177,6 @@ static int listen_on(const struct sockaddr *addr, socklen_t addrlen, const char 
 	}
 	if (claim && (rc = port_claim(bound_port(s), text, err, errlen)) < 0)
 		goto fail;
-	if (listen(s, SOMAXCONN) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "listen %s: listen: %s", text, strerror(errno));
-		goto fail;
-	}
 	*fd = s;
 	return 0;
 fail:
@@ -249,11 +244,8 @@ int listen_open(const struct conf *c, int **fds, size_t *nsets, int *owned)
 				log_err("%s", err);
 				goto fail;
 			}
-			log_notice("listening on %s", addr);
 		} else {
 			(*fds)[i] = first + i;
-			listen_sockname(first + i, addr, sizeof(addr));
-			log_notice("listening on %s (socket from systemd)", addr);
 		}
 	}
 	for (set = 1; set < *nsets; set++) {
@@ -265,9 +257,6 @@ int listen_open(const struct conf *c, int **fds, size_t *nsets, int *owned)
 			}
 		}
 	}
-	if (*nsets > 1)
-		log_info("each of the %zu loops accepts on its own socket%s (SO_REUSEPORT)",
-			 *nsets, n == 1 ? "" : "s");
 	return n;
 fail:
 	/* Sets before set are whole; set has i. */
@@ -276,4 +265,25 @@ fail:
 	free(*fds);
 	*fds = NULL;
 	return -1;
+}
+
+int listen_start(const int *fds, int n, size_t nsets, int owned)
+{
+	char addr[96];
+
+	for (size_t k = 0; owned && k < (size_t)n * nsets; k++) {
+		if (listen(fds[k], SOMAXCONN) < 0) {
+			listen_sockname(fds[k], addr, sizeof(addr));
+			log_err("listen %s: listen: %s", addr, strerror(errno));
+			return -1;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		listen_sockname(fds[i], addr, sizeof(addr));
+		log_notice("listening on %s%s", addr, owned ? "" : " (socket from systemd)");
+	}
+	if (nsets > 1)
+		log_info("each of the %zu loops accepts on its own socket%s (SO_REUSEPORT)",
+			 nsets, n == 1 ? "" : "s");
+	return 0;
 }

@@ -15,12 +15,18 @@
 /* Opens the listening sockets: systemd's, shared by every loop, or the
  * config's, one set per loop (the first binds, the others join it with
  * SO_REUSEPORT, so the kernel spreads new connections over the loops).
+ * The ones made here are bound and their ports claimed, but not yet
+ * listening: a start refused later (the ledger) never accepted anyone.
  * Returns the count per set (*nsets sets in *fds, *owned if we made them),
  * or -1 (logged). */
 int listen_open(const struct conf *c, int **fds, size_t *nsets, int *owned);
+/* Makes the sockets listen_open made listen, and logs each address; 0, or
+ * -1 (logged). */
+int listen_start(const int *fds, int n, size_t nsets, int owned);
 
-/* Creates a listening TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking,
- * close-on-exec) bound to l, and claims its port for this process:
+/* Creates a TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking,
+ * close-on-exec) bound to l, not yet listening, and claims its port for
+ * this process:
  * -EADDRINUSE if another ticketd holds it. Returns 0 with *fd and the
  * address really bound (port 0 resolved) in bound, e.g. "127.0.0.1:43123";
  * or -errno with err. */

@@ -563,7 +563,8 @@ static int run(struct conf **cp, const struct options *o)
 	d.base = event_base_new();
 	if (!d.base || main_events_add(&d, sigs) < 0)
 		goto out;
-	if (start_http(&d, c, &env, fds, nfds, nsets, tick_ms, stall_ms) < 0 ||
+	if (listen_start(fds, nfds, nsets, owned) < 0 ||
+	    start_http(&d, c, &env, fds, nfds, nsets, tick_ms, stall_ms) < 0 ||
 	    start_service(&d, c, o, payment, wd_usec, owned) < 0)
 		goto out;
 	*cp = NULL; /* the service's now */

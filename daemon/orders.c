@@ -99,6 +99,11 @@ int orders_check_dir(const char *dir, char *err, size_t errlen)
 		rc = -errno;
 	if (rc == 0)
 		return 0;
+	if (strcmp(buf, dir) == 0 && rc != -ENOTDIR) {
+		/* It exists: the ledger's own words for the same refusal. */
+		snprintf(err, errlen, "state dir %s is not writable: %s", dir, strerror(-rc));
+		return rc;
+	}
 fail:
 	snprintf(err, errlen, "state_dir %s: cannot create it: %s", dir, strerror(-rc));
 	return rc;

@@ -209,6 +209,7 @@ if ROOT:
     # Now the dir and the lock are writable for it, ledger.db is not.
     os.chmod(state, 0o777)
     os.chmod(os.path.join(state, "ledger.lock"), 0o666)
+    os.chmod(os.path.join(state, "epoch"), 0o666)  # made 0600, as every state file
     os.chmod(db, 0o644)
     refused("read-only ledger.db", conf, "ledger.db is not writable", as_nobody=True)
     os.chmod(state, 0o750)

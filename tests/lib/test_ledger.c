@@ -131,8 +131,8 @@ static void test_create_reopen(const char *dir)
 	l = open_dir(sub, err, sizeof(err));
 	if (!ok(l != NULL, "open creates state dir and ledger (%s)", l ? "ok" : err))
 		return;
-	ok(stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode) && (sb.st_mode & 0777) == 0750,
-	   "state dir created with mode 0750");
+	ok(stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode) && (sb.st_mode & 0777) == 0700,
+	   "state dir created with mode 0700");
 	e1 = ledger_epoch(l);
 	ok(e1 == 1, "first epoch is 1 (got %llu)", (unsigned long long)e1);
 	ok(put_order(l, "o1", "concert", SELLER_GENERAL, SELLER_GENERAL, 3) == 0,
