@@ -34,7 +34,9 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +51,8 @@
 #define STATUS_INTERVAL_S 2
 
 struct service {
+	pthread_t main;                  /* the thread that made it: the only one
+					  * that may call in (asserted) */
 	struct event_base *base;
 	struct conf *conf;               /* in force */
 	struct conf **retired;           /* replaced snapshots, freed at destroy */
@@ -111,8 +115,15 @@ static char *grouped(char *buf, size_t len, long long v)
 /* ---- status -------------------------------------------------------------- */
 
 /* Sends STATUS= with the live figures. */
+/* Every entry point runs on the main thread, the owner of s->base. */
+static int on_main(const struct service *s)
+{
+	return pthread_equal(pthread_self(), s->main);
+}
+
 static void send_status(struct service *s)
 {
+	assert(on_main(s));
 	long long sold = 0, cap = 0;
 	unsigned long long req = http_requests(s->http);
 	double dt = seconds_since(&s->last_status);
@@ -184,6 +195,8 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 	unsigned long long pb = pool_heartbeat(s->pool);
 	char stuck[128] = "";
 	size_t o = 0;
+
+	assert(on_main(s));
 
 	(void)fd;
 	(void)what;
@@ -379,6 +392,8 @@ static void on_dropped_check(evutil_socket_t fd, short what, void *arg)
 	size_t n;
 	struct catalog_event *const *on_sale = catalog_events(s->cat, &n);
 
+	assert(on_main(s));
+
 	(void)fd;
 	(void)what;
 	for (size_t i = 0; i < s->ndropped; i++) {
@@ -543,6 +558,8 @@ void service_reload(struct service *s)
 	struct conf *c = NULL;
 	size_t nprev;
 	struct catalog_event *const *prev = catalog_events(s->cat, &nprev);
+
+	assert(on_main(s));
 	char err[512];
 	int rc;
 
@@ -614,6 +631,7 @@ int service_create(const struct service_params *p, struct service **out,
 
 	if (!s)
 		goto nomem;
+	s->main = pthread_self();
 	s->base = p->base;
 	s->cat = p->cat;
 	s->http = p->http;
@@ -670,6 +688,7 @@ void service_ready(struct service *s)
 
 void service_stopping(struct service *s)
 {
+	assert(on_main(s));
 	s->stopping = 1;
 	sysd_notify_stopping();
 	send_status(s);
